@@ -1,0 +1,66 @@
+"""JWT middleware for any ASGI or WSGI app: find the token, verify it, attach the identity."""
+
+import logging as _logging
+
+from .asgi import JWTMiddleware
+from .authenticator import Authenticator
+from .config import Config, CookieSource, HeaderSource, Issuer, KeyPolicy, Rule
+from .errors import (
+    AuthError,
+    ConfigError,
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+    JWTMiddlewareError,
+    MissingToken,
+    RateLimited,
+    Refusal,
+    StoreError,
+    StoreFull,
+    Unavailable,
+    UseDPoPNonce,
+)
+from .identity import Identity
+from .keys.sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
+from .request import RequestView
+
+__all__ = [
+    # the decision and its adapters
+    "Authenticator",
+    "JWTMiddleware",
+    "Identity",
+    "RequestView",
+    # configuration
+    "Config",
+    "CookieSource",
+    "HeaderSource",
+    "Issuer",
+    "KeyPolicy",
+    "Rule",
+    "JWKSFile",
+    "JWKSUrl",
+    "OIDCDiscovery",
+    "SharedSecret",
+    "StaticKeys",
+    # errors
+    "AuthError",
+    "ConfigError",
+    "InsufficientScope",
+    "InsufficientUserAuthentication",
+    "InvalidDPoPProof",
+    "InvalidRequest",
+    "InvalidToken",
+    "JWTMiddlewareError",
+    "MissingToken",
+    "RateLimited",
+    "Refusal",
+    "StoreError",
+    "StoreFull",
+    "Unavailable",
+    "UseDPoPNonce",
+]
+
+# A library logs but never configures logging: without a handler of the app's, stay silent.
+_logging.getLogger("jwt_middleware").addHandler(_logging.NullHandler())

@@ -1,0 +1,39 @@
+"""One structured audit event per decision; tokens appear only as a short fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Final
+
+from .core.pipeline import Trace
+from .errors import Refusal
+
+__all__ = ["fingerprint", "record_decision"]
+
+logger: Final = logging.getLogger("jwt_middleware.audit")
+
+
+def fingerprint(token: str) -> str:
+    """A short, non-reversible handle for a token: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def record_decision(trace: Trace, refusal: Refusal | None) -> None:
+    """Log ``jwt_middleware.audit`` at INFO (allow) or WARNING (deny) with an ``audit`` dict.
+
+    Costs one level check when the logger is off.
+    """
+    level = logging.INFO if refusal is None else logging.WARNING
+    if not logger.isEnabledFor(level):
+        return
+    identity = trace.identity
+    event = {
+        "outcome": "allow" if refusal is None else "deny",
+        "reason": "ok" if refusal is None else refusal.reason,
+        "status": 200 if refusal is None else refusal.status,
+        "issuer": identity.issuer if identity else trace.issuer,
+        "subject": identity.subject if identity else None,
+        "token": fingerprint(trace.token) if trace.token else None,
+    }
+    logger.log(level, "jwt %(outcome)s reason=%(reason)s fp=%(token)s", event, extra={"audit": event})

@@ -1,0 +1,99 @@
+"""Authenticator: one object that decides; the ASGI and WSGI adapters only deliver its answer."""
+
+from __future__ import annotations
+
+import logging
+
+from ._drive import drive_async, drive_sync
+from .audit import fingerprint, record_decision
+from .challenge import Answer, render_challenge
+from .config import Config
+from .core.effects import Effect, FetchKeys
+from .core.pipeline import Flow, Trace, authenticate, build_context
+from .errors import Refusal, Unavailable
+from .identity import Identity
+from .keys.cache import KeyCache
+from .keys.loader import KeyLoader
+from .request import RequestView
+
+__all__ = ["Authenticator"]
+
+logger = logging.getLogger("jwt_middleware")
+
+
+class Authenticator:
+    """Holds the configuration, the key cache and the stores; decides each request.
+
+    :param config: a validated :class:`~jwt_middleware.Config`
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        issuers = {i.issuer: i for i in config.issuers}
+        self.keys = KeyCache(issuers, config.keys)
+        self.loader = KeyLoader(self.keys, issuers, config.keys, config.clock)
+        self._ctx = build_context(config, self.keys)
+        self._clock = config.clock
+
+    def flow(self, request: RequestView, trace: Trace | None = None) -> Flow:
+        """The sans-I/O decision for ``request``; step it yourself or use a driver below."""
+        return authenticate(request, self._ctx, self._clock(), trace or Trace())
+
+    def authenticate(self, request: RequestView) -> Identity | None:
+        """Decide synchronously (WSGI, CLI). None: anonymous access the rule allows.
+
+        :raises Refusal: the answer to send; never any other exception
+        """
+        trace = Trace()
+        try:
+            identity = drive_sync(self.flow(request, trace), self._answer_sync)
+        except Refusal as refusal:
+            record_decision(trace, refusal)
+            raise
+        except Exception as exc:
+            raise self._internal(trace, exc) from None
+        record_decision(trace, None)
+        return identity  # type: ignore[return-value]
+
+    async def aauthenticate(self, request: RequestView) -> Identity | None:
+        """The async twin of :meth:`authenticate` (ASGI)."""
+        trace = Trace()
+        try:
+            identity = await drive_async(self.flow(request, trace), self._answer_async)
+        except Refusal as refusal:
+            record_decision(trace, refusal)
+            raise
+        except Exception as exc:
+            raise self._internal(trace, exc) from None
+        record_decision(trace, None)
+        return identity  # type: ignore[return-value]
+
+    def render(self, refusal: Refusal) -> Answer:
+        """Status, headers and body for a refusal (RFC 6750 §3)."""
+        return render_challenge(refusal, realm=self.config.realm, strip_body=self.config.strip_failure_body)
+
+    def _answer_sync(self, effect: Effect) -> object:
+        if isinstance(effect, FetchKeys):
+            if effect.blocking:
+                self.loader.load(effect.issuer)
+            else:
+                self.loader.refresh_in_background(effect.issuer)
+            return None
+        raise TypeError(f"unknown effect {type(effect).__name__}")  # pragma: no cover
+
+    async def _answer_async(self, effect: Effect) -> object:
+        if isinstance(effect, FetchKeys):
+            if effect.blocking:
+                await self.loader.aload(effect.issuer)
+            else:
+                self.loader.arefresh_in_background(effect.issuer)
+            return None
+        raise TypeError(f"unknown effect {type(effect).__name__}")  # pragma: no cover
+
+    def _internal(self, trace: Trace, exc: Exception) -> Unavailable:
+        """A bug in our code must not become a 500 or an accept: log it and answer 503."""
+        token = fingerprint(trace.token) if trace.token else None
+        logger.error("internal error while authenticating (token %s): %s", token, type(exc).__name__, exc_info=exc)
+        refusal = Unavailable("internal_error", retry_after=1)
+        record_decision(trace, refusal)
+        return refusal

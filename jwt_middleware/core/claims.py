@@ -1,0 +1,123 @@
+"""Registered claim checks (RFC 7519 §4.1, RFC 9068 §4) against an injected ``now``.
+
+Each check is a pure function of the claims, the policy and ``now``; it returns nothing or
+raises InvalidToken with a constant description.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from .._types import Claims
+from ..errors import InvalidToken
+
+__all__ = ["ClaimPolicy", "check_audience", "check_claims", "check_times", "time_claim"]
+
+#: Largest time we accept: the largest integer a JSON number holds exactly in every language.
+_MAX_TIME: Final = float(2**53)
+_EXPIRED: Final = "The access token expired"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPolicy:
+    """What one issuer's tokens must satisfy (built once from Config and Issuer)."""
+
+    issuer: str
+    audiences: frozenset[str]
+    leeway: float
+    require_exp: bool = True
+    require_iat: bool = False
+    max_age: float | None = None
+    max_lifetime: float | None = None
+    required: tuple[str, ...] = ()
+
+
+def time_claim(claims: Claims, name: str) -> float | None:
+    """A NumericDate (RFC 7519 §2): a finite, non-negative JSON number, never a bool or a string."""
+    value = claims.get(name)
+    if value is None:
+        if name in claims:
+            raise InvalidToken(f"invalid_{name}", "A time claim of the access token is invalid")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken(f"invalid_{name}", "A time claim of the access token is invalid")
+    if not (0 <= value <= _MAX_TIME) or (isinstance(value, float) and not math.isfinite(value)):
+        raise InvalidToken(f"invalid_{name}", "A time claim of the access token is invalid")
+    return float(value)
+
+
+def check_times(claims: Claims, policy: ClaimPolicy, now: float) -> None:
+    """exp (§4.1.4), nbf (§4.1.5), iat (§4.1.6) with leeway, plus max age and max lifetime."""
+    leeway = policy.leeway
+    exp = time_claim(claims, "exp")
+    nbf = time_claim(claims, "nbf")
+    iat = time_claim(claims, "iat")
+    if exp is None:
+        if policy.require_exp:
+            raise InvalidToken("missing_exp", "The access token has no expiry")
+    elif now >= exp + leeway:
+        raise InvalidToken("token_expired", _EXPIRED)
+    if nbf is not None and now + leeway < nbf:
+        raise InvalidToken("token_not_yet_valid", "The access token is not valid yet")
+    if iat is None:
+        if policy.require_iat or policy.max_age is not None:
+            raise InvalidToken("missing_iat", "The access token has no issue time")
+        start = now
+    else:
+        if iat > now + leeway:
+            raise InvalidToken("iat_in_future", "The access token was issued in the future")
+        if exp is not None and exp <= iat:
+            raise InvalidToken("exp_before_iat", "The access token expired before it was issued")
+        if policy.max_age is not None and now - iat > policy.max_age + leeway:
+            raise InvalidToken("token_too_old", _EXPIRED)
+        start = iat
+    if policy.max_lifetime is not None and exp is not None and exp - start > policy.max_lifetime + leeway:
+        raise InvalidToken("lifetime_too_long", "The access token lives too long")
+
+
+def check_audience(claims: Claims, audiences: frozenset[str]) -> None:
+    """``aud`` must be a string or an array of strings holding one of ours (RFC 7519 §4.1.3)."""
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        if aud in audiences:
+            return
+    elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+        if not audiences.isdisjoint(aud):
+            return
+    raise InvalidToken("invalid_audience", "The access token is not meant for this API")
+
+
+def _check_types(claims: Claims) -> None:
+    for name in ("sub", "jti", "scope", "acr", "client_id"):
+        value = claims.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidToken(f"invalid_{name}", "A claim of the access token has the wrong type")
+    scp = claims.get("scp")
+    if scp is not None and not (isinstance(scp, str) or (isinstance(scp, list) and all(isinstance(s, str) for s in scp))):
+        raise InvalidToken("invalid_scp", "A claim of the access token has the wrong type")
+    amr = claims.get("amr")
+    if amr is not None and not (isinstance(amr, list) and all(isinstance(a, str) for a in amr)):
+        raise InvalidToken("invalid_amr", "A claim of the access token has the wrong type")
+    cnf = claims.get("cnf")
+    if cnf is not None and not (isinstance(cnf, dict) and isinstance(cnf.get("jkt", ""), str)):
+        raise InvalidToken("invalid_cnf", "A claim of the access token has the wrong type")
+    auth_time = claims.get("auth_time")
+    if auth_time is not None:
+        time_claim(claims, "auth_time")
+
+
+def check_claims(claims: Claims, policy: ClaimPolicy, now: float) -> None:
+    """All claim checks for one issuer's policy.
+
+    :raises InvalidToken: the first failed check, with a reason code
+    """
+    if claims.get("iss") != policy.issuer:
+        raise InvalidToken("invalid_issuer", "The access token's issuer is not trusted")
+    check_times(claims, policy, now)
+    check_audience(claims, policy.audiences)
+    _check_types(claims)
+    for name in policy.required:
+        if claims.get(name) is None:
+            raise InvalidToken("missing_claim", "The access token lacks a required claim")

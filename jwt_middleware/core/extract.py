@@ -1,0 +1,110 @@
+"""Find exactly one access token in a request (RFC 6750 §2, RFC 9449 §7.1)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+from urllib.parse import parse_qsl
+
+from ..config import CookieSource, HeaderSource, TokenSource
+from ..errors import InvalidRequest
+from ..request import RequestView
+
+__all__ = ["Extractor", "Token"]
+
+# RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; b64token = 1*( ALPHA / DIGIT / "-" / "." /
+# "_" / "~" / "+" / "/" ) *"=". Anything after the token (a second token, junk) fails the match.
+_CREDENTIALS: Final = re.compile(r"([A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)")
+_QUERY_MARK: Final = b"access_token="
+
+Scheme = Literal["bearer", "dpop", "cookie", "query"]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    value: str
+    scheme: Scheme
+
+
+def _from_authorization(request: RequestView) -> Token | None:
+    values = request.header_values(b"authorization")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest("multiple_authorization_headers", "Send one Authorization header")
+    value = values[0]
+    match = _CREDENTIALS.fullmatch(value)
+    if match is None:
+        scheme = value.split(" ", 1)[0].lower()
+        if scheme in ("bearer", "dpop"):
+            raise InvalidRequest("malformed_authorization", "The Authorization header is malformed")
+        return None  # another scheme (Basic, ...) is not ours to judge
+    scheme = match.group(1).lower()
+    if scheme == "bearer":
+        return Token(match.group(2), "bearer")
+    if scheme == "dpop":
+        return Token(match.group(2), "dpop")
+    return None
+
+
+def _from_cookie(request: RequestView, name: str) -> Token | None:
+    found: set[str] = set()
+    prefix = name + "="
+    for header in request.header_values(b"cookie"):
+        for part in header.split(";"):
+            part = part.strip()
+            if part.startswith(prefix):
+                found.add(part[len(prefix) :].strip('"'))
+    if not found:
+        return None
+    if len(found) > 1:
+        raise InvalidRequest("multiple_tokens", "Send one access token")
+    value = found.pop()
+    return Token(value, "cookie") if value else None
+
+
+def _from_query(request: RequestView) -> Token | None:
+    values = [v for k, v in parse_qsl(request.query_string.decode("latin-1")) if k == "access_token"]
+    if len(set(values)) > 1:
+        raise InvalidRequest("multiple_tokens", "Send one access token")
+    return Token(values[0], "query") if values and values[0] else None
+
+
+class Extractor:
+    """Looks in the configured sources, in order, and insists on one distinct token."""
+
+    def __init__(self, sources: tuple[TokenSource, ...], *, allow_query: bool = False) -> None:
+        self._sources = sources
+        self._allow_query = allow_query
+
+    def extract(self, request: RequestView) -> Token | None:
+        """The request's token, or None when it carries none.
+
+        :raises InvalidRequest: two different tokens, a malformed Authorization header, or a
+            token in the query string while that is not allowed (RFC 6750 §2.3, §3.1)
+        """
+        found: Token | None = None
+        for source in self._sources:
+            if isinstance(source, HeaderSource):
+                token = _from_authorization(request)
+            elif isinstance(source, CookieSource):
+                token = _from_cookie(request, source.name)
+            else:  # pragma: no cover - config rejects other types
+                continue
+            found = _merge(found, token)
+        if _QUERY_MARK in request.query_string:
+            if not self._allow_query:
+                raise InvalidRequest("token_in_query", "Access tokens are not accepted in the URL")
+            found = _merge(found, _from_query(request))
+        return found
+
+
+def _merge(found: Token | None, token: Token | None) -> Token | None:
+    if token is None:
+        return found
+    if found is None:
+        return token
+    if found.value != token.value:
+        raise InvalidRequest("multiple_tokens", "Send one access token")
+    return found

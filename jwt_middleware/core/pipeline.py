@@ -1,0 +1,149 @@
+"""The decision pipeline as a generator: it yields effects, receives answers, returns an Identity.
+
+Steps, in order (DESIGN.md): policy → extract → verified-token cache → gate and parse →
+issuer → header → keys → signature → claims → binding → scopes. The pipeline owns the
+order, never the logic of a step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from ..config import Config, Issuer
+from ..errors import InsufficientScope, InvalidRequest, InvalidToken, MissingToken
+from ..identity import Identity, identity_from_claims
+from ..keys.cache import KeyCache, PinnedKey
+from ..request import RequestView
+from .claims import ClaimPolicy, check_claims
+from .effects import Effect, FetchKeys
+from .extract import Extractor
+from .gate import parse_token
+from .policy import Matcher
+from .verified import VerifiedCache
+from .verify import check_header, check_signature
+
+__all__ = ["Context", "Flow", "Trace", "authenticate", "build_context"]
+
+#: Yields effects, receives their answers, returns the Identity (None: anonymous allowed).
+Flow = Generator[Effect, object, Identity | None]
+
+
+class Trace:
+    """What the flow learned, for the audit event; filled as the steps run."""
+
+    __slots__ = ("identity", "issuer", "token")
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.issuer: str | None = None
+        self.identity: Identity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything the pipeline reads, built once per Authenticator."""
+
+    matcher: Matcher
+    extractor: Extractor
+    issuers: dict[str, Issuer]
+    policies: dict[str, ClaimPolicy]
+    keys: KeyCache
+    verified: VerifiedCache
+    max_token_bytes: int
+    leeway: float
+    max_age: float | None
+
+
+def build_context(config: Config, keys: KeyCache) -> Context:
+    issuers = {i.issuer: i for i in config.issuers}
+    policies = {
+        name: ClaimPolicy(
+            issuer=name,
+            audiences=frozenset(config.audiences_for(issuer)),
+            leeway=config.leeway,
+            require_exp=config.require_exp,
+            require_iat=config.require_iat,
+            max_age=config.max_age,
+            max_lifetime=config.max_lifetime,
+            required=issuer.required_claims,
+        )
+        for name, issuer in issuers.items()
+    }
+    return Context(
+        matcher=Matcher(config.rules, config.default_access),
+        extractor=Extractor(config.sources, allow_query=config.allow_query_token),
+        issuers=issuers,
+        policies=policies,
+        keys=keys,
+        verified=VerifiedCache(config.verified_cache_size),
+        max_token_bytes=config.max_token_bytes,
+        leeway=config.leeway,
+        max_age=config.max_age,
+    )
+
+
+def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -> Flow:
+    """Decide one request.
+
+    :raises MissingToken: a protected route and no token (RFC 6750 §3.1: no error code)
+    :raises InvalidRequest: two tokens, a malformed header, a token in the URL
+    :raises InvalidToken: any failed token check
+    :raises InsufficientScope: a valid token without the rule's scopes (RFC 6750 §3.1)
+    :raises Unavailable: keys cannot be had
+    """
+    rule = ctx.matcher.match(request)
+    if rule.access == "public":
+        return None
+    token = ctx.extractor.extract(request)
+    if token is None:
+        if rule.access == "optional":
+            return None
+        raise MissingToken("missing_token")
+    trace.token = token.value
+    if token.scheme == "dpop":
+        raise InvalidRequest("dpop_not_enabled", "DPoP-bound tokens are not accepted here")
+    identity = ctx.verified.get(token.value, now, ctx.keys.generation)
+    if identity is None:
+        generation = ctx.keys.generation
+        identity = yield from _verify(token.value, ctx, now, trace)
+        ctx.verified.put(token.value, identity, _valid_until(identity, ctx), generation)
+    trace.identity = identity
+    if identity.binding is not None:
+        # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
+        raise InvalidToken("bound_token_without_proof", "This access token must be used with DPoP")
+    if rule.scopes and not identity.scopes.issuperset(rule.scopes):
+        raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
+    return identity
+
+
+def _verify(value: str, ctx: Context, now: float, trace: Trace) -> Generator[Effect, object, Identity]:
+    parsed = parse_token(value, ctx.max_token_bytes)
+    iss = parsed.claims.get("iss")
+    issuer = ctx.issuers.get(iss) if isinstance(iss, str) else None
+    if issuer is None:
+        raise InvalidToken("unknown_issuer", "The access token's issuer is not trusted")
+    trace.issuer = issuer.issuer
+    alg, kid = check_header(parsed.header, parsed.claims, issuer)
+    key = yield from _key(ctx.keys, issuer.issuer, kid, alg, now)
+    check_signature(parsed, key)
+    check_claims(parsed.claims, ctx.policies[issuer.issuer], now)
+    return identity_from_claims(parsed.claims, issuer.issuer)
+
+
+def _key(keys: KeyCache, issuer: str, kid: str | None, alg: str, now: float) -> Generator[Effect, object, PinnedKey]:
+    key, need = keys.select(issuer, kid, alg, now)
+    if need is not None:
+        yield FetchKeys(issuer, blocking=need.blocking)
+    if key is None:
+        key = keys.select_after_fetch(issuer, kid, alg, now)
+    return key
+
+
+def _valid_until(identity: Identity, ctx: Context) -> float:
+    """The first moment the claim checks would refuse this token again."""
+    until = math.inf if identity.expires_at is None else identity.expires_at + ctx.leeway
+    if ctx.max_age is not None and identity.issued_at is not None:
+        until = min(until, identity.issued_at + ctx.max_age + ctx.leeway)
+    return until

@@ -1,0 +1,50 @@
+"""VerifiedCache: tokens that passed parse, signature and claim checks, kept until they lapse.
+
+Why a plain dict and not a cachetools TTLCache: this lookup is the whole hot path of a
+repeated token, and TTLCache's per-access expiry bookkeeping costs more than everything else
+the middleware does on a hit. Entries carry their own deadline and the key-set generation
+they were verified under; a lookup drops an entry that lapsed or predates a key change.
+Eviction only costs a re-verification, never correctness, so a full cache drops its oldest.
+Failures are never cached.
+"""
+
+from __future__ import annotations
+
+from ..identity import Identity
+
+__all__ = ["VerifiedCache"]
+
+
+class VerifiedCache:
+    __slots__ = ("_entries", "_maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._entries: dict[str, tuple[Identity, float, int]] = {}
+
+    def get(self, token: str, now: float, generation: int) -> Identity | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        identity, until, entry_generation = entry
+        if now < until and entry_generation == generation:
+            return identity
+        self._entries.pop(token, None)
+        return None
+
+    def put(self, token: str, identity: Identity, until: float, generation: int) -> None:
+        if self._maxsize == 0:
+            return
+        entries = self._entries
+        while len(entries) >= self._maxsize:
+            try:
+                del entries[next(iter(entries))]
+            except (StopIteration, KeyError, RuntimeError):  # another thread got there first
+                break
+        entries[token] = (identity, until, generation)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,114 @@
+"""Header policy and the signature check (RFC 7515 §5.2, RFC 8725 §3.1–3.11); joserfc does the crypto.
+
+Our policy on top of joserfc's primitives, each decided on purpose:
+- the algorithm must be on the issuer's allowlist *and* be the one the key is pinned to;
+- ``crit`` is refused whatever it lists (we implement no extension; RFC 7515 §4.1.11) and so
+  is ``b64`` (RFC 7797 unencoded payloads);
+- ``jku``, ``jwk``, ``x5u`` and ``x5c`` are never read: keys come from configuration only;
+- unregistered header parameters (``nonce``, vendor fields real IdPs send) are tolerated,
+  where joserfc's strict registry would refuse them;
+- ``typ`` is checked per issuer, and types that are never access tokens are always refused;
+- ECDSA signatures must be exactly 2×n bytes with 0 < r, s < n (joserfc leaves the range
+  check to OpenSSL; we make it explicit).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from joserfc.errors import JoseError
+from joserfc.jws import JWSRegistry
+
+from .._types import Claims
+from ..config import Issuer
+from ..errors import InvalidToken
+from ..keys.cache import PinnedKey
+from .gate import ParsedToken
+
+__all__ = ["check_header", "check_signature", "normalize_typ"]
+
+_MAX_KID: Final = 256
+_BAD_SIGNATURE: Final = "The access token signature is invalid"
+#: header ``typ`` values of JWTs that are never access tokens (RFC 9449, RFC 8417, OIDC logout)
+_NEVER_ACCESS_TYP: Final = frozenset({"dpop+jwt", "secevent+jwt", "logout+jwt", "refresh+jwt", "id_token+jwt"})
+#: payload markers that real IdPs put on ID and refresh tokens (Keycloak ``typ``, Cognito ``token_use``)
+_NEVER_ACCESS_CLAIM: Final = {"typ": frozenset({"id", "refresh", "offline", "logout"}),
+                              "token_use": frozenset({"id", "refresh"})}
+_CURVE_ORDER: Final = {
+    "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ES384": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16
+    ),
+    "ES512": int(
+        "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+        "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409", 16
+    ),
+}
+
+
+def normalize_typ(value: str) -> str:
+    """RFC 7515 §4.1.9: compare case-insensitively, with an omitted ``application/`` prefix."""
+    value = value.lower()
+    return value[12:] if value.startswith("application/") else value
+
+
+def check_header(header: Claims, claims: Claims, issuer: Issuer) -> tuple[str, str | None]:
+    """Check the protected header against the issuer's policy; return ``(alg, kid)``.
+
+    :raises InvalidToken: alg missing, ``none`` or not allowed; crit or b64 present; a bad kid;
+        a ``typ`` the issuer does not accept, or one that is never an access token
+    """
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in issuer.algorithms:
+        raise InvalidToken("alg_not_allowed", "The token's algorithm is not accepted")
+    if "crit" in header or "b64" in header:
+        raise InvalidToken("unsupported_crit", "The token uses an unsupported JWS extension")
+    kid = header.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable()):
+        raise InvalidToken("invalid_kid", "The token's key id is invalid")
+    _check_typ(header, claims, issuer)
+    return alg, kid
+
+
+def _check_typ(header: Claims, claims: Claims, issuer: Issuer) -> None:
+    typ = header.get("typ")
+    if typ is not None and not isinstance(typ, str):
+        raise InvalidToken("invalid_typ", "The token type is not accepted")
+    normalized = normalize_typ(typ) if typ is not None else None
+    if normalized in _NEVER_ACCESS_TYP:
+        raise InvalidToken("invalid_typ", "The token type is not accepted")
+    for claim, bad in _NEVER_ACCESS_CLAIM.items():
+        value = claims.get(claim)
+        if isinstance(value, str) and value.lower() in bad:
+            raise InvalidToken("invalid_typ", "The token type is not accepted")
+    if issuer.typ is not None and (normalized is None or normalized not in _accepted(issuer)):
+        raise InvalidToken("invalid_typ", "The token type is not accepted")
+
+
+def _accepted(issuer: Issuer) -> frozenset[str]:
+    return frozenset(normalize_typ(t) for t in issuer.typ or ())
+
+
+def check_signature(parsed: ParsedToken, key: PinnedKey) -> None:
+    """Verify the signature with the key's pinned algorithm.
+
+    :raises InvalidToken: ``bad_signature`` for any mismatch, malformed signature or key error
+    """
+    order = _CURVE_ORDER.get(key.alg)
+    if order is not None and not _ecdsa_in_range(parsed.signature, order):
+        raise InvalidToken("bad_signature", _BAD_SIGNATURE)
+    try:
+        ok = JWSRegistry.algorithms[key.alg].verify(parsed.signing_input, parsed.signature, key.key)
+    except (JoseError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise InvalidToken("bad_signature", _BAD_SIGNATURE)
+
+
+def _ecdsa_in_range(signature: bytes, order: int) -> bool:
+    size = (order.bit_length() + 7) // 8
+    if len(signature) != 2 * size:
+        return False
+    r = int.from_bytes(signature[:size], "big")
+    s = int.from_bytes(signature[size:], "big")
+    return 0 < r < order and 0 < s < order

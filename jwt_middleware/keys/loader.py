@@ -1,0 +1,205 @@
+"""KeyLoader: the driver side of the key cache: fetch, single-flight, background refresh.
+
+Locks live here, not in the core: a ``threading.Lock`` per issuer for WSGI and an
+``asyncio.Lock`` per issuer and event loop for ASGI. N concurrent misses cause one fetch:
+each caller notes the cache's attempt counter before taking the lock and skips the fetch
+when another caller finished one meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from joserfc.errors import JoseError
+from joserfc.jwk import JWKRegistry
+
+from .._types import Clock
+from ..config import Issuer, KeyPolicy
+from ..errors import ConfigError
+from .cache import KeyCache, pin_keys
+from .fetch import FetchError, Fetched, afetch_document, fetch_document, parse_discovery
+from .sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
+
+__all__ = ["KeyLoader"]
+
+logger = logging.getLogger("jwt_middleware.keys")
+
+
+def static_jwks(source: StaticKeys | SharedSecret) -> dict[str, Any]:
+    """A JWKS for keys given in code (PEM, JWK, JWKS, JSON text, or an HMAC secret)."""
+    if isinstance(source, SharedSecret):
+        k = base64.urlsafe_b64encode(source.as_bytes()).rstrip(b"=").decode()
+        jwk: dict[str, Any] = {"kty": "oct", "k": k}
+        if source.kid is not None:
+            jwk["kid"] = source.kid
+        return {"keys": [jwk]}
+    value: Any = source.keys
+    if isinstance(value, bytes | str):
+        text = value.decode() if isinstance(value, bytes) else value
+        if text.lstrip().startswith("-----BEGIN"):
+            try:
+                value = JWKRegistry.import_key(text).as_dict(private=False)
+            except (JoseError, ValueError) as exc:
+                raise ConfigError("StaticKeys: the PEM could not be read as a public key") from exc
+        else:
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ConfigError("StaticKeys: give a JWKS/JWK mapping, its JSON text, or a PEM") from exc
+    if isinstance(value, Mapping) and "keys" in value:
+        return dict(value)
+    if isinstance(value, Mapping) and "kty" in value:
+        return {"keys": [dict(value)]}
+    raise ConfigError("StaticKeys: give a JWKS/JWK mapping, its JSON text, or a PEM")
+
+
+class KeyLoader:
+    """Fills a :class:`KeyCache` from each issuer's source."""
+
+    def __init__(self, cache: KeyCache, issuers: Mapping[str, Issuer], policy: KeyPolicy, clock: Clock):
+        self.cache = cache
+        self._issuers = dict(issuers)
+        self._policy = policy
+        self._clock = clock
+        self._thread_locks = {name: threading.Lock() for name in issuers}
+        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
+        self._loop_locks = weakref.WeakKeyDictionary()
+        self._jwks_urls: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        for name, issuer in issuers.items():
+            if isinstance(issuer.keys, StaticKeys | SharedSecret):
+                self._install_static(name, issuer)
+
+    def _install_static(self, name: str, issuer: Issuer) -> None:
+        assert isinstance(issuer.keys, StaticKeys | SharedSecret)
+        pinned = pin_keys(static_jwks(issuer.keys), issuer.algorithms, self._policy.max_keys)
+        if not pinned:
+            raise ConfigError(
+                f"Issuer {issuer.issuer!r}: none of the given keys can verify {list(issuer.algorithms)}; "
+                "check the key type, curve, size (RSA >= 2048 bits) and 'use'"
+            )
+        self.cache.store(name, pinned, None, self._clock())
+
+    # --- sync ------------------------------------------------------------------------------
+    def load(self, issuer: str) -> None:
+        """Fetch the issuer's keys now unless a concurrent caller just did (single-flight)."""
+        seen = self.cache.attempts(issuer)
+        with self._thread_locks[issuer]:
+            if self.cache.attempts(issuer) != seen:
+                return
+            try:
+                fetched = self._fetch_sync(issuer)
+            except FetchError as exc:
+                self._failed(issuer, exc)
+            else:
+                self._install(issuer, fetched)
+
+    def refresh_in_background(self, issuer: str) -> None:
+        threading.Thread(target=self.load, args=(issuer,), name="jwt-keys-refresh", daemon=True).start()
+
+    def _fetch_sync(self, issuer: str) -> Fetched:
+        source = self._issuers[issuer].keys
+        if isinstance(source, JWKSFile):
+            return _read_file(source.path, self._policy.max_jwks_bytes)
+        url = self._jwks_urls.get(issuer)
+        if url is None:
+            url = self._jwks_url_sync(issuer, source)
+        try:
+            return fetch_document(url, self._policy)
+        except FetchError:
+            self._jwks_urls.pop(issuer, None)  # rediscover next time
+            raise
+
+    def _jwks_url_sync(self, issuer: str, source: object) -> str:
+        if isinstance(source, JWKSUrl):
+            return source.url
+        assert isinstance(source, OIDCDiscovery)
+        url = parse_discovery(fetch_document(_discovery_url(issuer, source), self._policy), issuer)
+        self._jwks_urls[issuer] = url
+        return url
+
+    # --- async -----------------------------------------------------------------------------
+    async def aload(self, issuer: str) -> None:
+        """The async twin of :meth:`load`."""
+        seen = self.cache.attempts(issuer)
+        async with self._async_lock(issuer):
+            if self.cache.attempts(issuer) != seen:
+                return
+            try:
+                fetched = await self._fetch_async(issuer)
+            except FetchError as exc:
+                self._failed(issuer, exc)
+            else:
+                self._install(issuer, fetched)
+
+    def arefresh_in_background(self, issuer: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.aload(issuer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _async_lock(self, issuer: str) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        locks = self._loop_locks.get(loop)
+        if locks is None:
+            locks = self._loop_locks[loop] = {name: asyncio.Lock() for name in self._issuers}
+        return locks[issuer]
+
+    async def _fetch_async(self, issuer: str) -> Fetched:
+        source = self._issuers[issuer].keys
+        if isinstance(source, JWKSFile):
+            return await asyncio.to_thread(_read_file, source.path, self._policy.max_jwks_bytes)
+        url = self._jwks_urls.get(issuer)
+        if url is None:
+            if isinstance(source, JWKSUrl):
+                url = source.url
+            else:
+                assert isinstance(source, OIDCDiscovery)
+                discovery = await afetch_document(_discovery_url(issuer, source), self._policy)
+                url = self._jwks_urls[issuer] = parse_discovery(discovery, issuer)
+        try:
+            return await afetch_document(url, self._policy)
+        except FetchError:
+            self._jwks_urls.pop(issuer, None)
+            raise
+
+    # --- shared ----------------------------------------------------------------------------
+    def _install(self, issuer: str, fetched: Fetched) -> None:
+        config = self._issuers[issuer]
+        pinned = pin_keys(fetched.document, config.algorithms, self._policy.max_keys)
+        if not pinned:
+            self._failed(issuer, FetchError("no usable signature key in the set"))
+            return
+        self.cache.store(issuer, pinned, fetched.max_age, self._clock())
+        logger.info("jwks loaded", extra={"issuer": issuer, "keys": len(pinned)})
+
+    def _failed(self, issuer: str, exc: Exception) -> None:
+        self.cache.record_failure(issuer, self._clock())
+        logger.warning("jwks fetch failed: %s", exc, extra={"issuer": issuer})
+
+
+def _discovery_url(issuer: str, source: OIDCDiscovery) -> str:
+    return source.url or issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+def _read_file(path: str, max_bytes: int) -> Fetched:
+    try:
+        with open(path, "rb") as handle:
+            body = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise FetchError("JWKS file unreadable") from exc
+    if len(body) > max_bytes:
+        raise FetchError("JWKS file over the size cap")
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise FetchError("JWKS file is not JSON") from exc
+    if not isinstance(document, dict):
+        raise FetchError("JWKS file is not a JSON object")
+    return Fetched(document, None)

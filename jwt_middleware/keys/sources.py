@@ -1,0 +1,115 @@
+"""Key source descriptors: where an issuer's verification keys come from (no I/O here)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+
+__all__ = [
+    "JWKSFile",
+    "JWKSUrl",
+    "KeySource",
+    "OIDCDiscovery",
+    "SharedSecret",
+    "StaticKeys",
+    "check_fetch_url",
+    "is_loopback_host",
+]
+
+#: RFC 7518 §3.2: an HMAC key must be at least as long as the hash output; we ask 256 bits for all.
+MIN_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class StaticKeys:
+    """Keys given in code: a JWKS mapping, one JWK mapping, a JSON string of either, or a PEM public key."""
+
+    keys: Mapping[str, Any] | str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JWKSFile:
+    """A JWKS document on disk, re-read like a remote set (so a rotated file is picked up)."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class JWKSUrl:
+    """A JWKS document served over HTTPS (plain HTTP only on loopback)."""
+
+    url: str
+
+    def __post_init__(self) -> None:
+        check_fetch_url(self.url, "JWKSUrl.url")
+
+
+@dataclass(frozen=True, slots=True)
+class OIDCDiscovery:
+    """OpenID Connect discovery: ``jwks_uri`` is read from ``<issuer>/.well-known/openid-configuration``.
+
+    The document's ``issuer`` must equal the configured issuer exactly (OIDC Discovery §4.3).
+    """
+
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            check_fetch_url(self.url, "OIDCDiscovery.url")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SharedSecret:
+    """An HMAC secret (HS256/384/512). At least 256 bits of key material, never a public key."""
+
+    secret: bytes | str
+    kid: str | None = None
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"SharedSecret(kid={self.kid!r}, secret=<{len(self.as_bytes())} bytes>)"
+
+    def as_bytes(self) -> bytes:
+        return self.secret.encode() if isinstance(self.secret, str) else self.secret
+
+    def __post_init__(self) -> None:
+        raw = self.as_bytes()
+        if len(raw) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"SharedSecret: {len(raw) * 8}-bit secret is too weak; use at least 256 random bits "
+                "(e.g. secrets.token_bytes(32))"
+            )
+        text = raw.strip()
+        if text.startswith(b"-----BEGIN") or (text.startswith(b"{") and b'"kty"' in text):
+            raise ConfigError(
+                "SharedSecret: this looks like a public key (PEM or JWK), which would let anyone forge "
+                "HS tokens; give the public key to StaticKeys and pin an asymmetric algorithm instead"
+            )
+
+
+KeySource = StaticKeys | JWKSFile | JWKSUrl | OIDCDiscovery | SharedSecret
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_fetch_url(url: str, option: str) -> None:
+    """Refuse anything but https, or http on loopback (RFC 8725 §3.12 asks for TLS to the issuer)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return
+    raise ConfigError(f"{option}: {url!r} must be an https:// URL (plain http is allowed on loopback only)")

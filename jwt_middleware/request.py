@@ -1,0 +1,69 @@
+"""RequestView: the framework-free facts about a request that the core decides on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ._types import RawHeader, Scope
+
+__all__ = ["RequestView"]
+
+
+class RequestView:
+    """Method, scheme, host, path, query, raw headers and client address of one request.
+
+    Headers stay as the raw ``(lower-case name, value)`` byte pairs ASGI gives; values are
+    decoded (latin-1, as HTTP/1.1 defines) only when a check asks for them.
+    """
+
+    __slots__ = ("client_ip", "headers", "method", "path", "query_string", "scheme", "server")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: Sequence[RawHeader] = (),
+        *,
+        scheme: str = "http",
+        query_string: bytes = b"",
+        client_ip: str | None = None,
+        server: str | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.scheme = scheme
+        self.query_string = query_string
+        self.client_ip = client_ip
+        self.server = server
+
+    @classmethod
+    def from_asgi(cls, scope: Scope) -> RequestView:
+        client = scope.get("client")
+        server = scope.get("server")
+        return cls(
+            scope.get("method", "GET"),
+            scope["path"],
+            scope["headers"],
+            scheme=scope.get("scheme", "http"),
+            query_string=scope.get("query_string", b""),
+            client_ip=client[0] if client else None,
+            server=f"{server[0]}:{server[1]}" if server and server[1] is not None else None,
+        )
+
+    def header_values(self, name: bytes) -> list[str]:
+        """Every value of one header (name in lower case), decoded as latin-1."""
+        return [v.decode("latin-1") for k, v in self.headers if k == name]
+
+    def header(self, name: bytes) -> str | None:
+        for k, v in self.headers:
+            if k == name:
+                return v.decode("latin-1")
+        return None
+
+    def __repr__(self) -> str:  # headers may hold credentials: never print them
+        return f"RequestView({self.method} {self.scheme}://…{self.path})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "scheme": self.scheme, "client_ip": self.client_ip}
