@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Effect", "FetchKeys"]
+__all__ = ["ConsumeNonce", "Effect", "FetchKeys"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,4 +18,12 @@ class FetchKeys:
     blocking: bool
 
 
-Effect = FetchKeys
+@dataclass(frozen=True, slots=True)
+class ConsumeNonce:
+    """Use a one-time value. The driver answers True (first use) or False (replay), or raises StoreError."""
+
+    key: str
+    until: float  # epoch seconds the value must be remembered at least until
+
+
+Effect = FetchKeys | ConsumeNonce

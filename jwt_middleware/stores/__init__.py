@@ -1,0 +1,35 @@
+"""Store protocols, one per concern, each with a sync and an async twin (same method names).
+
+Memory implementations (cachetools, bounded, locked) serve one process; Redis
+implementations share state between processes. A backend failure is raised as StoreError;
+the pipeline turns it into 503 (fail closed) unless configured to fail open.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+__all__ = ["AsyncNonceStore", "NonceStore"]
+
+
+@runtime_checkable
+class NonceStore(Protocol):
+    """One-time values (token ``jti``, DPoP proof ``jti``) remembered until they could no longer be replayed."""
+
+    def consume(self, key: str, until: float) -> bool:
+        """Remember ``key`` until ``until`` (epoch seconds). False if it was already there: a replay.
+
+        :raises StoreError: the backend failed (a full memory store raises StoreFull)
+        """
+        ...
+
+    def ping(self) -> None:
+        """Readiness: return when usable. :raises StoreError: when not."""
+        ...
+
+
+@runtime_checkable
+class AsyncNonceStore(Protocol):
+    async def consume(self, key: str, until: float) -> bool: ...
+
+    async def ping(self) -> None: ...
