@@ -32,9 +32,12 @@ def drive_sync(flow: Flow, answer: Callable[[Effect], object]) -> object:
         return done.value
 
 
-async def drive_async(flow: Flow, answer: Callable[[Effect], Awaitable[object]]) -> object:
+async def drive_async(
+    flow: Flow, answer: Callable[[Effect], Awaitable[object]], *, first: Effect | None = None
+) -> object:
+    """``first``: the effect the caller already took from a fresh flow with next()."""
     try:
-        effect = next(flow)
+        effect = next(flow) if first is None else first
         while True:
             try:
                 result = await answer(effect)

@@ -58,8 +58,14 @@ class Authenticator:
     async def aauthenticate(self, request: RequestView) -> Identity | None:
         """The async twin of :meth:`authenticate` (ASGI)."""
         trace = Trace()
+        flow = self.flow(request, trace)
         try:
-            identity = await drive_async(self.flow(request, trace), self._answer_async)
+            try:
+                effect = next(flow)
+            except StopIteration as done:  # the hot path: no effect, no extra coroutine
+                identity = done.value
+            else:
+                identity = await drive_async(flow, self._answer_async, first=effect)
         except Refusal as refusal:
             record_decision(trace, refusal)
             raise

@@ -41,16 +41,15 @@ class RequestView:
     @classmethod
     def from_asgi(cls, scope: Scope) -> RequestView:
         client = scope.get("client")
-        server = scope.get("server")
-        return cls(
-            scope.get("method", "GET"),
-            scope["path"],
-            scope["headers"],
-            scheme=scope.get("scheme", "http"),
-            query_string=scope.get("query_string", b""),
-            client_ip=client[0] if client else None,
-            server=f"{server[0]}:{server[1]}" if server and server[1] is not None else None,
-        )
+        view = cls.__new__(cls)
+        view.method = scope.get("method", "GET")
+        view.path = scope["path"]
+        view.headers = scope["headers"]
+        view.scheme = scope.get("scheme", "http")
+        view.query_string = scope.get("query_string", b"")
+        view.client_ip = client[0] if client else None
+        view.server = _server_name(scope.get("server"))
+        return view
 
     def header_values(self, name: bytes) -> list[str]:
         """Every value of one header (name in lower case), decoded as latin-1."""
@@ -67,3 +66,10 @@ class RequestView:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "scheme": self.scheme, "client_ip": self.client_ip}
+
+
+def _server_name(server: tuple[str, int | None] | None) -> str | None:
+    if not server:
+        return None
+    host, port = server
+    return host if port is None else f"{host}:{port}"

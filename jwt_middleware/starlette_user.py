@@ -34,7 +34,7 @@ class JWTUser(BaseUser):
 
 
 def starlette_pair(identity: Identity) -> tuple[JWTUser, AuthCredentials]:
-    return JWTUser(identity), AuthCredentials(sorted(identity.scopes))
+    return JWTUser(identity), AuthCredentials(identity.scopes)  # type: ignore[arg-type]
 
 
 def anonymous() -> tuple[UnauthenticatedUser, AuthCredentials]:

@@ -18,7 +18,7 @@ from ..keys.cache import KeyCache, PinnedKey
 from ..request import RequestView
 from .claims import ClaimPolicy, check_claims
 from .effects import Effect, FetchKeys
-from .extract import Extractor
+from .extract import Extractor, Token, check_credentials_syntax
 from .gate import parse_token
 from .policy import Matcher
 from .verified import VerifiedCache
@@ -107,7 +107,7 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
     identity = ctx.verified.get(token.value, now, ctx.keys.generation)
     if identity is None:
         generation = ctx.keys.generation
-        identity = yield from _verify(token.value, ctx, now, trace)
+        identity = yield from _verify(token, ctx, now, trace)
         ctx.verified.put(token.value, identity, _valid_until(identity, ctx), generation)
     trace.identity = identity
     if identity.binding is not None:
@@ -118,8 +118,12 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
     return identity
 
 
-def _verify(value: str, ctx: Context, now: float, trace: Trace) -> Generator[Effect, object, Identity]:
-    parsed = parse_token(value, ctx.max_token_bytes)
+def _verify(token: Token, ctx: Context, now: float, trace: Trace) -> Generator[Effect, object, Identity]:
+    try:
+        parsed = parse_token(token.value, ctx.max_token_bytes)
+    except InvalidToken:
+        check_credentials_syntax(token)  # junk in the header is the request's fault: 400, not 401
+        raise
     iss = parsed.claims.get("iss")
     issuer = ctx.issuers.get(iss) if isinstance(iss, str) else None
     if issuer is None:

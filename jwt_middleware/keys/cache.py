@@ -226,7 +226,8 @@ class KeyCache:
             raise InvalidToken("kid_required", "The token must name its key")
         if kid in state.kids:
             raise InvalidToken("alg_mismatch", "The token's algorithm is not the one its key is pinned to")
-        return None
+        # A configured key without a kid (a static secret, a single PEM) matches any kid hint.
+        return state.keys.get((None, alg))
 
     def _retry_after(self, state: _IssuerState, now: float) -> int:
         if state.failed_at is None:
