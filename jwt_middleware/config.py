@@ -11,13 +11,16 @@ from ._types import Clock
 from .errors import ConfigError
 from .keys.sources import JWKSFile, JWKSUrl, KeySource, OIDCDiscovery, SharedSecret, StaticKeys
 
-__all__ = ["Config", "CookieSource", "HeaderSource", "Issuer", "KeyPolicy", "Rule", "TokenSource"]
+__all__ = ["Config", "CookieSource", "DPoPSettings", "HeaderSource", "Issuer", "KeyPolicy", "Rule", "TokenSource"]
 
 HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS: Final = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
 )
 Access = Literal["public", "optional", "required"]
+DPoPMode = Literal["allowed", "required"]
+#: RFC 9449 §5: proofs are asymmetric; this is the default allowlist
+DPOP_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
 
 
 def _tuple(obj: object, name: str) -> None:
@@ -61,6 +64,12 @@ class Rule:
     access: Access = "required"
     methods: tuple[str, ...] | None = None
     scopes: tuple[str, ...] = ()
+    #: seconds ``iat`` may lie from now, independent of ``exp`` (a token minted for this request)
+    iat_window: float | None = None
+    #: each token is good for one request: ``jti`` required and consumed atomically
+    one_time: bool = False
+    #: "allowed": Bearer or DPoP; "required": DPoP only (RFC 9449 §7.1). Needs Config.dpop.
+    dpop: DPoPMode = "allowed"
 
     def __post_init__(self) -> None:
         _tuple(self, "methods")
@@ -75,6 +84,10 @@ class Rule:
             object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
         if self.scopes and self.access == "public":
             raise ConfigError("Rule.scopes: a public rule checks no token, so it cannot require scopes")
+        if self.iat_window is not None and self.iat_window <= 0:
+            raise ConfigError("Rule.iat_window: must be positive seconds, or None")
+        if self.dpop not in ("allowed", "required"):
+            raise ConfigError("Rule.dpop: use 'allowed' or 'required'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +188,41 @@ class KeyPolicy:
             raise ConfigError("KeyPolicy: fetch_timeout must be > 0 and max_jwks_bytes >= 1024")
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class DPoPSettings:
+    """Accept DPoP-bound tokens (RFC 9449). Given to ``Config(dpop=...)``.
+
+    :param nonce_secret: turns on server nonces (§8, §9): stateless (a keyed MAC over a time
+        step) so every instance sharing the secret accepts every other's; at least 32 bytes
+    :param external_base_url: the public origin (and path prefix) clients use, for ``htu``
+        behind a proxy, e.g. ``"https://api.example.com"``
+    :param trust_forwarded: take scheme and host from ``Forwarded``/``X-Forwarded-*``; only
+        behind a proxy that sets them
+    """
+
+    algorithms: tuple[str, ...] = DPOP_ALGORITHMS
+    iat_window: float = 60.0  # seconds a proof's iat may lie from now
+    leeway: float = 5.0  # seconds
+    max_proof_bytes: int = 4096
+    nonce_secret: bytes | None = None
+    nonce_step: float = 300.0  # seconds one nonce stays current (and one more step valid)
+    external_base_url: str | None = None
+    trust_forwarded: bool = False
+
+    def __repr__(self) -> str:
+        return f"DPoPSettings(algorithms={self.algorithms!r}, nonces={self.nonce_secret is not None})"
+
+    def __post_init__(self) -> None:
+        _tuple(self, "algorithms")
+        bad = [a for a in self.algorithms if a in HMAC_ALGORITHMS or a.lower() == "none"]
+        if bad or not self.algorithms or not set(self.algorithms) <= ASYMMETRIC_ALGORITHMS:
+            raise ConfigError("DPoPSettings.algorithms: proofs use asymmetric algorithms only, e.g. ('ES256',)")
+        if self.nonce_secret is not None and len(self.nonce_secret) < 32:
+            raise ConfigError("DPoPSettings.nonce_secret: use at least 32 random bytes (secrets.token_bytes(32))")
+        if self.iat_window <= 0 or self.nonce_step <= 0:
+            raise ConfigError("DPoPSettings: iat_window and nonce_step must be positive seconds")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything the Authenticator decides with.
@@ -204,6 +252,10 @@ class Config:
     verified_cache_size: int = 10_000
     #: answer refusals with an empty body (headers only)
     strip_failure_body: bool = False
+    #: accept DPoP-bound tokens (RFC 9449); None: DPoP requests are refused
+    dpop: DPoPSettings | None = None
+    #: when the nonce store fails: "closed" answers 503 (default); "open" lets the request pass
+    store_failure: Literal["closed", "open"] = "closed"
     clock: Clock = time.time
 
     def __post_init__(self) -> None:
@@ -235,6 +287,10 @@ class Config:
             raise ConfigError("Config.max_token_bytes: must be at least 256")
         if self.verified_cache_size < 0:
             raise ConfigError("Config.verified_cache_size: must be >= 0")
+        if self.dpop is None and any(r.dpop == "required" for r in self.rules):
+            raise ConfigError("Rule.dpop='required' needs Config(dpop=DPoPSettings(...))")
+        if self.store_failure not in ("closed", "open"):
+            raise ConfigError("Config.store_failure: use 'closed' (503 when the store is down) or 'open'")
         for name in ("max_age", "max_lifetime"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -13,6 +13,7 @@
           - InvalidToken                   401  invalid_token
           - InsufficientScope              403  insufficient_scope (+ scope)
           - InsufficientUserAuthentication 401  insufficient_user_authentication (RFC 9470)
+          - DPoPRequired                   401  DPoP, no error code (RFC 9449 §7.1)
           - InvalidDPoPProof               401  DPoP invalid_dpop_proof (RFC 9449 §7.1)
           - UseDPoPNonce                   401  DPoP use_dpop_nonce + DPoP-Nonce (RFC 9449 §8)
         + RateLimited                      429  Retry-After
@@ -30,6 +31,7 @@ from typing import ClassVar
 __all__ = [
     "AuthError",
     "ConfigError",
+    "DPoPRequired",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "InvalidDPoPProof",
@@ -138,6 +140,15 @@ class InvalidDPoPProof(AuthError):
     error = "invalid_dpop_proof"
     scheme = "DPoP"
     default_description = "The DPoP proof is invalid"
+
+
+class DPoPRequired(AuthError):
+    """The route takes DPoP-bound tokens only; a bare DPoP challenge (RFC 9449 §7.1)."""
+
+    status = 401
+    error = None
+    scheme = "DPoP"
+    default_description = "This resource requires a DPoP-bound access token"
 
 
 class UseDPoPNonce(AuthError):

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]} with apt-get"
@@ -19,7 +20,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test,redis,server,fastapi,flask,django,litestar,bench]' gunicorn flask-jwt-extended
+.venv/bin/python -m pip install -q -e '.[test,redis,server,fastapi,flask,django,litestar,bench]' gunicorn flask-jwt-extended playwright
 
 # The interop tests run a real OpenID provider (npm oidc-provider) when node is present.
 if [ -x scripts/install-interop.sh ]; then scripts/install-interop.sh || echo "interop install failed; those tests will skip"; fi
