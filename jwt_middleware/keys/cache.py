@@ -64,6 +64,8 @@ class _IssuerState:
     expires_at: float = -math.inf
     failed_at: float | None = None
     kid_fetch_at: float = -math.inf
+    #: ``attempts`` when the last kid-miss fetch was asked for: equal while that fetch runs
+    kid_fetch_attempts: int = -1
     refresh_started_at: float | None = None
     missing_kids: dict[str, None] = field(default_factory=dict)
     attempts: int = 0
@@ -163,8 +165,14 @@ class KeyCache:
         if kid is None or kid in state.missing_kids or state.static:
             raise InvalidToken("unknown_kid", "No trusted key matches the token")
         if now - state.kid_fetch_at < self.policy.kid_miss_cooldown:
+            if self._kid_fetch_running(state, now):
+                # Why: during a rotation the requests that carry the new kid while its fetch
+                # runs must wait for that fetch (the loader's single-flight joins them to
+                # it), not be refused as throttled.
+                return None, FetchNeeded(blocking=True, reason="kid_miss")
             raise InvalidToken("unknown_kid_throttled", "No trusted key matches the token")
         state.kid_fetch_at = now
+        state.kid_fetch_attempts = state.attempts
         return None, FetchNeeded(blocking=True, reason="kid_miss")
 
     def select_after_fetch(self, issuer: str, kid: str | None, alg: str, now: float) -> PinnedKey:
@@ -197,13 +205,19 @@ class KeyCache:
                 if backing_off:
                     raise Unavailable("keys_unavailable", retry_after=self._retry_after(state, now))
                 return FetchNeeded(blocking=True, reason="expired")
-            failing = state.failed_at is not None and state.failed_at >= state.expires_at - policy.refresh_ahead
+            window = state.expires_at - policy.refresh_ahead
+            failing = state.failed_at is not None and state.failed_at >= window
             if not failing:
                 return FetchNeeded(blocking=True, reason="expired")
             return None if backing_off else FetchNeeded(blocking=False, reason="refresh_ahead")
         if now >= state.expires_at - policy.refresh_ahead and not backing_off:
             return FetchNeeded(blocking=False, reason="refresh_ahead")
         return None
+
+    def _kid_fetch_running(self, state: _IssuerState, now: float) -> bool:
+        """A kid-miss fetch was asked for and has not ended (nor been abandoned) yet."""
+        running = state.attempts == state.kid_fetch_attempts
+        return running and now - state.kid_fetch_at < self.policy.fetch_timeout * 2
 
     def _start_refresh(self, state: _IssuerState, now: float) -> bool:
         """Claim the background refresh for this caller, once per fetch timeout."""
@@ -214,12 +228,12 @@ class KeyCache:
         return True
 
     def _find(self, state: _IssuerState, issuer: str, kid: str | None, alg: str) -> PinnedKey | None:
+        if kid is None and self._issuers[issuer].require_kid:  # before a kid-less key could match
+            raise InvalidToken("kid_required", "The token must name its key")
         key = state.keys.get((kid, alg))
         if key is not None:
             return key
         if kid is None:
-            if self._issuers[issuer].require_kid:
-                raise InvalidToken("kid_required", "The token must name its key")
             candidates = [k for k in state.keys.values() if k.alg == alg]
             if len(candidates) == 1:
                 return candidates[0]

@@ -1,13 +1,21 @@
 """Fetch JWKS and OIDC discovery documents: timeout, body cap, same-host redirects, Cache-Control.
 
-The only module that imports an HTTP client. ``fetch_document`` and ``afetch_document`` are
-twins over the same pure helpers; they differ only by ``await``.
+The only module that imports an HTTP client. ``afetch_document`` does the work over the pure
+helpers; ``fetch_document`` is its sync twin and runs it on a private event loop.
+
+Why not httpx's sync client for the twin: httpx timeouts are per read, so an issuer that drips
+its response head one byte at a time never trips them (a 0.5 s ``fetch_timeout`` took 25 s).
+Only a cancellable whole-fetch deadline bounds that, and cancelling a sync read is not possible.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,11 +48,20 @@ class Fetched:
 def _client_options(policy: KeyPolicy) -> dict[str, Any]:
     return {
         "timeout": httpx.Timeout(policy.fetch_timeout),
-        "verify": policy.tls,
+        "verify": _tls(policy.tls),
         "follow_redirects": False,
         "trust_env": False,
         "headers": {"accept": "application/json, application/jwk-set+json"},
     }
+
+
+def _tls(tls: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
+    """A CA bundle path becomes a context here: httpx >= 0.28 deprecates ``verify=<str>``."""
+    if not isinstance(tls, str):
+        return tls
+    if os.path.isdir(tls):
+        return ssl.create_default_context(capath=tls)
+    return ssl.create_default_context(cafile=tls)
 
 
 def _max_age(cache_control: str | None) -> float | None:
@@ -58,7 +75,7 @@ def _max_age(cache_control: str | None) -> float | None:
 
 def _redirect_target(url: str, response: httpx.Response) -> str:
     """Follow a redirect only to the same scheme, host and port (no open redirect to attacker keys)."""
-    location = response.headers.get("location")
+    location: str | None = response.headers.get("location")
     if not location:
         raise FetchError("redirect without Location")
     target = urljoin(url, location)
@@ -97,28 +114,44 @@ def _append_capped(buffer: bytearray, chunk: bytes, policy: KeyPolicy, deadline:
 def fetch_document(url: str, policy: KeyPolicy) -> Fetched:
     """GET a JSON document within ``policy.fetch_timeout`` and ``policy.max_jwks_bytes``.
 
+    Runs :func:`afetch_document` on its own event loop in a short-lived thread, so it works
+    whether or not the calling thread already runs a loop.
+
     :raises FetchError: on any failure; the caller keeps its last good keys
     """
-    deadline = time.monotonic() + policy.fetch_timeout
-    try:
-        with httpx.Client(**_client_options(policy)) as client:
-            for _ in range(_MAX_REDIRECTS + 1):
-                with client.stream("GET", url) as response:
-                    if response.is_redirect:
-                        url = _redirect_target(url, response)
-                        continue
-                    _check_response(response, policy)
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        _append_capped(body, chunk, policy, deadline)
-                    return _parse_body(bytes(body), response.headers.get("cache-control"))
-    except httpx.HTTPError as exc:
-        raise FetchError(type(exc).__name__) from exc
-    raise FetchError("too many redirects")
+    outcome: list[Fetched | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(asyncio.run(afetch_document(url, policy)))
+        except BaseException as exc:  # handed to the caller below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, name="jwt-keys-fetch", daemon=True)
+    worker.start()
+    worker.join(policy.fetch_timeout + 1.0)  # afetch_document bounds itself; this is a backstop
+    if not outcome:
+        raise FetchError("fetch timed out")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 async def afetch_document(url: str, policy: KeyPolicy) -> Fetched:
-    """The async twin of :func:`fetch_document`."""
+    """GET a JSON document within ``policy.fetch_timeout`` (the whole fetch, redirects included)
+    and ``policy.max_jwks_bytes``.
+
+    :raises FetchError: on any failure; the caller keeps its last good keys
+    """
+    try:
+        async with asyncio.timeout(policy.fetch_timeout):
+            return await _afetch(url, policy)
+    except TimeoutError as exc:
+        raise FetchError("fetch timed out") from exc
+
+
+async def _afetch(url: str, policy: KeyPolicy) -> Fetched:
     deadline = time.monotonic() + policy.fetch_timeout
     try:
         async with httpx.AsyncClient(**_client_options(policy)) as client:

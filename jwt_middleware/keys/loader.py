@@ -24,7 +24,7 @@ from .._types import Clock
 from ..config import Issuer, KeyPolicy
 from ..errors import ConfigError
 from .cache import KeyCache, pin_keys
-from .fetch import FetchError, Fetched, afetch_document, fetch_document, parse_discovery
+from .fetch import Fetched, FetchError, afetch_document, fetch_document, parse_discovery
 from .sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
 
 __all__ = ["KeyLoader"]
@@ -44,10 +44,7 @@ def static_jwks(source: StaticKeys | SharedSecret) -> dict[str, Any]:
     if isinstance(value, bytes | str):
         text = value.decode() if isinstance(value, bytes) else value
         if text.lstrip().startswith("-----BEGIN"):
-            try:
-                value = JWKRegistry.import_key(text).as_dict(private=False)
-            except (JoseError, ValueError) as exc:
-                raise ConfigError("StaticKeys: the PEM could not be read as a public key") from exc
+            value = _pem_to_jwk(text)
         else:
             try:
                 value = json.loads(text)
@@ -58,6 +55,16 @@ def static_jwks(source: StaticKeys | SharedSecret) -> dict[str, Any]:
     if isinstance(value, Mapping) and "kty" in value:
         return {"keys": [dict(value)]}
     raise ConfigError("StaticKeys: give a JWKS/JWK mapping, its JSON text, or a PEM")
+
+
+def _pem_to_jwk(text: str) -> dict[str, Any]:
+    """joserfc reads a PEM only when told its key type; try the asymmetric ones (never "oct")."""
+    for kty in ("EC", "RSA", "OKP"):
+        try:
+            return dict(JWKRegistry.import_key(text, kty).as_dict(private=False))
+        except (JoseError, ValueError, TypeError):
+            continue
+    raise ConfigError("StaticKeys: the PEM could not be read as a public key")
 
 
 class KeyLoader:

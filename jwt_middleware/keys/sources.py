@@ -5,8 +5,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ..errors import ConfigError
 
@@ -83,15 +87,40 @@ class SharedSecret:
                 f"SharedSecret: {len(raw) * 8}-bit secret is too weak; use at least 256 random bits "
                 "(e.g. secrets.token_bytes(32))"
             )
-        text = raw.strip()
-        if text.startswith(b"-----BEGIN") or (text.startswith(b"{") and b'"kty"' in text):
+        if _looks_like_public_key(raw):
             raise ConfigError(
-                "SharedSecret: this looks like a public key (PEM or JWK), which would let anyone forge "
-                "HS tokens; give the public key to StaticKeys and pin an asymmetric algorithm instead"
+                "SharedSecret: this looks like a public key (PEM, JWK, OpenSSH, DER or an EC point), which "
+                "would let anyone forge HS tokens; give the public key to StaticKeys and pin an asymmetric "
+                "algorithm instead"
             )
 
 
 KeySource = StaticKeys | JWKSFile | JWKSUrl | OIDCDiscovery | SharedSecret
+
+#: OpenSSH public key lines (RFC 4253 §6.6 names; CVE-2022-29217 used one as an HMAC secret)
+_OPENSSH_PREFIXES: Final = (b"ssh-", b"ecdsa-sha2-", b"sk-ssh-", b"sk-ecdsa-sha2-")
+_EC_POINT_CURVES: Final = {65: ec.SECP256R1(), 97: ec.SECP384R1(), 133: ec.SECP521R1()}
+
+
+def _looks_like_public_key(raw: bytes) -> bool:
+    """Any encoding of a public key an attacker could also know (python-jose #414 used DER)."""
+    text = raw.strip()
+    if text.startswith((b"-----BEGIN", *_OPENSSH_PREFIXES)) or (text.startswith(b"{") and b'"kty"' in text):
+        return True
+    if raw[:1] == b"\x30":  # an ASN.1 SEQUENCE: SubjectPublicKeyInfo or PKCS#1 in DER
+        try:
+            load_der_public_key(raw)
+            return True
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            pass
+    curve = _EC_POINT_CURVES.get(len(raw))
+    if curve is not None and raw[:1] == b"\x04":  # an uncompressed EC point (X9.62)
+        try:
+            ec.EllipticCurvePublicKey.from_encoded_point(curve, raw)
+            return True
+        except ValueError:
+            pass
+    return False
 
 
 def is_loopback_host(host: str | None) -> bool:

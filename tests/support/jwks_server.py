@@ -2,7 +2,7 @@
 
 Serves ``/.well-known/openid-configuration`` and ``/jwks``; counts requests; can be made slow,
 down (connection refused is not possible while bound, so 'down' answers 503 or drops the
-connection), to return garbage, a huge body, or a redirect.
+connection), to return garbage, a huge body, or a redirect, or to drip its answer byte by byte.
 """
 
 from __future__ import annotations
@@ -15,15 +15,23 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: a JWKS-looking document of about 1 MB, far over any sane size cap
+HUGE_JWKS = b'{"keys":[' + b'{"kty":"oct","k":"AAAA"},' * 40000 + b"{}]}"
 
 class IssuerBehaviour:
     def __init__(self) -> None:
         self.jwks: dict[str, Any] = {"keys": []}
         self.cache_control: str | None = "max-age=300"
         self.delay: float = 0.0
-        #: "ok", "503", "drop", "garbage", "html", "huge", "redirect-other-host", "not-object"
+        #: "ok", "503", "drop", "garbage", "html", "huge", "redirect-other-host", "not-object",
+        #: "redirect-same-host" (/jwks → /jwks-moved, same origin), "trickle-body" (headers at once,
+        #: then one body byte per ``trickle_interval``), "trickle-headers" (the head itself dripped),
+        #: "huge-unannounced" (a huge body without Content-Length, ended by closing the connection)
         self.mode: str = "ok"
+        self.trickle_interval: float = 0.2
         self.issuer_override: str | None = None
+        #: the discovery document's ``jwks_uri`` (default: this server's /jwks)
+        self.jwks_uri_override: str | None = None
         self.requests: dict[str, int] = {}
         self.lock = threading.Lock()
 
@@ -76,8 +84,15 @@ class JWKSServer:
                 if mode == "503":
                     return self._send(503, b"down", "text/plain")
                 if self.path == "/.well-known/openid-configuration":
-                    doc = {"issuer": behaviour.issuer_override or server_ref.url, "jwks_uri": server_ref.jwks_url}
+                    doc = {
+                        "issuer": behaviour.issuer_override or server_ref.url,
+                        "jwks_uri": behaviour.jwks_uri_override or server_ref.jwks_url,
+                    }
                     return self._send(200, json.dumps(doc).encode(), "application/json")
+                if mode == "redirect-same-host" and self.path == "/jwks":
+                    return self._redirect("/jwks-moved")
+                if self.path == "/jwks-moved":
+                    return self._send(200, json.dumps(behaviour.jwks).encode(), "application/jwk-set+json")
                 if self.path != "/jwks":
                     return self._send(404, b"no", "text/plain")
                 if mode == "garbage":
@@ -87,15 +102,49 @@ class JWKSServer:
                 if mode == "not-object":
                     return self._send(200, b"[1,2,3]", "application/json")
                 if mode == "huge":
-                    return self._send(200, b'{"keys":[' + b'{"kty":"oct","k":"AAAA"},' * 40000 + b"{}]}", "application/json")
+                    return self._send(200, HUGE_JWKS, "application/json")
                 if mode == "redirect-other-host":
-                    self.send_response(302)
-                    self.send_header("Location", "https://attacker.invalid/jwks")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return None
+                    return self._redirect("https://attacker.invalid/jwks")
+                if mode == "huge-unannounced":
+                    return self._send_until_close(HUGE_JWKS)
                 body = json.dumps(behaviour.jwks).encode()
+                if mode in ("trickle-body", "trickle-headers"):
+                    return self._trickle(body, headers_too=mode == "trickle-headers")
                 return self._send(200, body, "application/jwk-set+json")
+
+            def _send_until_close(self, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the client stopped reading at its cap
+                    pass
+
+            def _redirect(self, location: str) -> None:
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _trickle(self, body: bytes, *, headers_too: bool) -> None:
+                """A slowloris answer: every gap is below a read timeout, the whole is not."""
+                head = (
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    f"X-Padding: {'p' * 40}\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                try:
+                    if not headers_too:
+                        self.wfile.write(head)
+                        self.wfile.flush()
+                    for byte in (head if headers_too else b"") + body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(behaviour.trickle_interval)
+                except OSError:  # the client gave up, as it should
+                    self.close_connection = True
 
             def _send(self, status: int, body: bytes, ctype: str) -> None:
                 self.send_response(status)
@@ -104,7 +153,10 @@ class JWKSServer:
                 if behaviour.cache_control and status == 200:
                     self.send_header("Cache-Control", behaviour.cache_control)
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the client hung up (a size cap or a timeout on its side)
+                    self.close_connection = True
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
@@ -112,7 +164,9 @@ class JWKSServer:
             server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
