@@ -4,10 +4,11 @@ import logging as _logging
 
 from .asgi import JWTMiddleware
 from .authenticator import Authenticator
-from .config import Config, CookieSource, HeaderSource, Issuer, KeyPolicy, Rule
+from .config import Config, CookieSource, DPoPSettings, HeaderSource, Issuer, KeyPolicy, Rule
 from .errors import (
     AuthError,
     ConfigError,
+    DPoPRequired,
     InsufficientScope,
     InsufficientUserAuthentication,
     InvalidDPoPProof,
@@ -35,6 +36,7 @@ __all__ = [
     # configuration
     "Config",
     "CookieSource",
+    "DPoPSettings",
     "HeaderSource",
     "Issuer",
     "KeyPolicy",
@@ -47,6 +49,7 @@ __all__ = [
     # errors
     "AuthError",
     "ConfigError",
+    "DPoPRequired",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "InvalidDPoPProof",

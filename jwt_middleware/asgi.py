@@ -23,6 +23,7 @@ class JWTMiddleware:
     """
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        authenticator.check_driver("asgi")
         self.app = app
         self.authenticator = authenticator
 

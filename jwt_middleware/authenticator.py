@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from typing import Literal, cast
 
 from ._drive import drive_async, drive_sync
 from .audit import fingerprint, record_decision
 from .challenge import Answer, render_challenge
 from .config import Config
-from .core.effects import Effect, FetchKeys
+from .core.effects import ConsumeNonce, Effect
 from .core.pipeline import Flow, Trace, authenticate, build_context
-from .errors import Refusal, Unavailable
+from .errors import ConfigError, Refusal, Unavailable
 from .identity import Identity
 from .keys.cache import KeyCache
 from .keys.loader import KeyLoader
 from .request import RequestView
+from .stores import AsyncNonceStore, NonceStore
 
 __all__ = ["Authenticator"]
 
@@ -27,13 +30,41 @@ class Authenticator:
     :param config: a validated :class:`~jwt_middleware.Config`
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, nonce_store: NonceStore | AsyncNonceStore | None = None) -> None:
         self.config = config
         issuers = {i.issuer: i for i in config.issuers}
         self.keys = KeyCache(issuers, config.keys)
         self.loader = KeyLoader(self.keys, issuers, config.keys, config.clock)
         self._ctx = build_context(config, self.keys)
         self._clock = config.clock
+        needs_store = config.dpop is not None or any(rule.one_time for rule in config.rules)
+        if nonce_store is None and needs_store:
+            from .stores.memory import MemoryNonceStore
+
+            # One process only: several workers need a shared store (RedisNonceStore).
+            nonce_store = MemoryNonceStore(clock=config.clock)
+        self.nonce_store = nonce_store
+        self._nonce_is_async = nonce_store is not None and inspect.iscoroutinefunction(nonce_store.consume)
+        self._schemes: tuple[str, ...] = ("Bearer", "DPoP") if config.dpop else ("Bearer",)
+        self._dpop_algs = " ".join(config.dpop.algorithms) if config.dpop else None
+
+    def check_driver(self, driver: Literal["asgi", "wsgi"]) -> None:
+        """Refuse a store that would block the event loop (ASGI) or cannot be awaited (WSGI).
+
+        :raises ConfigError: naming the store class to use instead
+        """
+        store = self.nonce_store
+        if store is None or getattr(store, "non_blocking", False):
+            return
+        if driver == "asgi" and not self._nonce_is_async:
+            raise ConfigError(
+                f"nonce_store: {type(store).__name__} blocks the event loop; under ASGI use "
+                "AsyncRedisNonceStore (redis.asyncio) or MemoryNonceStore"
+            )
+        if driver == "wsgi" and self._nonce_is_async:
+            raise ConfigError(
+                f"nonce_store: {type(store).__name__} is async; under WSGI use RedisNonceStore or MemoryNonceStore"
+            )
 
     def flow(self, request: RequestView, trace: Trace | None = None) -> Flow:
         """The sans-I/O decision for ``request``; step it yourself or use a driver below."""
@@ -76,25 +107,34 @@ class Authenticator:
 
     def render(self, refusal: Refusal) -> Answer:
         """Status, headers and body for a refusal (RFC 6750 §3)."""
-        return render_challenge(refusal, realm=self.config.realm, strip_body=self.config.strip_failure_body)
+        return render_challenge(
+            refusal,
+            realm=self.config.realm,
+            schemes=self._schemes,
+            dpop_algs=self._dpop_algs,
+            strip_body=self.config.strip_failure_body,
+        )
 
     def _answer_sync(self, effect: Effect) -> object:
-        if isinstance(effect, FetchKeys):
-            if effect.blocking:
-                self.loader.load(effect.issuer)
-            else:
-                self.loader.refresh_in_background(effect.issuer)
-            return None
-        raise TypeError(f"unknown effect {type(effect).__name__}")  # pragma: no cover
+        if isinstance(effect, ConsumeNonce):
+            store = cast(NonceStore, self.nonce_store)
+            return store.consume(effect.key, effect.until)
+        if effect.blocking:
+            self.loader.load(effect.issuer)
+        else:
+            self.loader.refresh_in_background(effect.issuer)
+        return None
 
     async def _answer_async(self, effect: Effect) -> object:
-        if isinstance(effect, FetchKeys):
-            if effect.blocking:
-                await self.loader.aload(effect.issuer)
-            else:
-                self.loader.arefresh_in_background(effect.issuer)
-            return None
-        raise TypeError(f"unknown effect {type(effect).__name__}")  # pragma: no cover
+        if isinstance(effect, ConsumeNonce):
+            if self._nonce_is_async:
+                return await cast(AsyncNonceStore, self.nonce_store).consume(effect.key, effect.until)
+            return cast(NonceStore, self.nonce_store).consume(effect.key, effect.until)
+        if effect.blocking:
+            await self.loader.aload(effect.issuer)
+        else:
+            self.loader.arefresh_in_background(effect.issuer)
+        return None
 
     def _internal(self, trace: Trace, exc: Exception) -> Unavailable:
         """A bug in our code must not become a 500 or an accept: log it and answer 503."""

@@ -1,8 +1,9 @@
 """The decision pipeline as a generator: it yields effects, receives answers, returns an Identity.
 
 Steps, in order (DESIGN.md): policy → extract → verified-token cache → gate and parse →
-issuer → header → keys → signature → claims → binding → scopes. The pipeline owns the
-order, never the logic of a step.
+issuer → header → keys → signature → claims → sender (DPoP proof, bound-token downgrade) →
+iat window → scopes → one-time jti. The pipeline owns the order, never the logic of a step.
+One-time values are consumed last, so a refusal for scope never burns a token.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 from ..config import Config, Issuer
-from ..errors import InsufficientScope, InvalidRequest, InvalidToken, MissingToken
+from ..errors import DPoPRequired, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
 from ..identity import Identity, identity_from_claims
 from ..keys.cache import KeyCache, PinnedKey
 from ..request import RequestView
@@ -20,7 +21,11 @@ from .claims import ClaimPolicy, check_claims
 from .effects import Effect, FetchKeys
 from .extract import Extractor, Token, check_credentials_syntax
 from .gate import parse_token
+from .dpop import DPoPPolicy
+from .dpop_nonce import DPoPNonces
 from .policy import Matcher
+from .replay import check_iat_window, consume_once, token_key
+from .sender import SenderPolicy, check_sender
 from .verified import VerifiedCache
 from .verify import check_header, check_signature
 
@@ -54,6 +59,10 @@ class Context:
     max_token_bytes: int
     leeway: float
     max_age: float | None
+    sender: SenderPolicy | None
+    fail_open: bool
+    #: how long a one-time token without exp is remembered (seconds)
+    max_remember: float
 
 
 def build_context(config: Config, keys: KeyCache) -> Context:
@@ -81,6 +90,26 @@ def build_context(config: Config, keys: KeyCache) -> Context:
         max_token_bytes=config.max_token_bytes,
         leeway=config.leeway,
         max_age=config.max_age,
+        sender=_sender_policy(config),
+        fail_open=config.store_failure == "open",
+        max_remember=config.max_lifetime or 86400.0,
+    )
+
+
+def _sender_policy(config: Config) -> SenderPolicy | None:
+    settings = config.dpop
+    if settings is None:
+        return None
+    return SenderPolicy(
+        proof=DPoPPolicy(
+            algorithms=settings.algorithms,
+            iat_window=settings.iat_window,
+            leeway=settings.leeway,
+            max_proof_bytes=settings.max_proof_bytes,
+        ),
+        nonces=DPoPNonces(settings.nonce_secret, step=settings.nonce_step) if settings.nonce_secret else None,
+        external_base_url=settings.external_base_url,
+        trust_forwarded=settings.trust_forwarded,
     )
 
 
@@ -100,9 +129,11 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
     if token is None:
         if rule.access == "optional":
             return None
+        if rule.dpop == "required":
+            raise DPoPRequired("missing_token")
         raise MissingToken("missing_token")
     trace.token = token.value
-    if token.scheme == "dpop":
+    if token.scheme == "dpop" and ctx.sender is None:
         raise InvalidRequest("dpop_not_enabled", "DPoP-bound tokens are not accepted here")
     identity = ctx.verified.get(token.value, now, ctx.keys.generation)
     if identity is None:
@@ -110,11 +141,16 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
         identity = yield from _verify(token, ctx, now, trace)
         ctx.verified.put(token.value, identity, _valid_until(identity, ctx), generation)
     trace.identity = identity
-    if identity.binding is not None:
-        # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
-        raise InvalidToken("bound_token_without_proof", "This access token must be used with DPoP")
+    if token.scheme == "dpop" or identity.binding is not None or rule.dpop == "required":
+        yield from check_sender(request, token, identity, rule, ctx.sender, now, fail_open=ctx.fail_open)
+    if rule.iat_window is not None:
+        check_iat_window(identity, now, rule.iat_window)
     if rule.scopes and not identity.scopes.issuperset(rule.scopes):
         raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
+    if rule.one_time:
+        # Why exp + leeway: a shorter memory than the token's life would be a replay gap.
+        until = identity.expires_at + ctx.leeway if identity.expires_at is not None else now + ctx.max_remember
+        yield from consume_once(token_key(identity), until, fail_open=ctx.fail_open)
     return identity
 
 
