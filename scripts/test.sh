@@ -22,6 +22,9 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test,redis,server,fastapi,flask,django,litestar,bench]' gunicorn flask-jwt-extended playwright
 
+# atheris builds from source on some machines; its harness test skips when it is absent.
+.venv/bin/python -m pip install -q atheris >/dev/null 2>&1 || echo "atheris unavailable; the atheris harness test will skip"
+
 # The interop tests run a real OpenID provider (npm oidc-provider) when node is present.
 if [ -x scripts/install-interop.sh ]; then scripts/install-interop.sh || echo "interop install failed; those tests will skip"; fi
 
