@@ -39,7 +39,7 @@ class Authenticator:
         self._clock = config.clock
         needs_store = config.dpop is not None or any(rule.one_time for rule in config.rules)
         if nonce_store is None and needs_store:
-            from .stores.memory import MemoryNonceStore
+            from .stores import MemoryNonceStore
 
             # One process only: several workers need a shared store (RedisNonceStore).
             nonce_store = MemoryNonceStore(clock=config.clock)

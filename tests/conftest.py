@@ -67,4 +67,4 @@ def key_policy(client_tls: ssl.SSLContext) -> KeyPolicy:
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
-    server.stop()
+    server.remove()

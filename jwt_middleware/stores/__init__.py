@@ -7,14 +7,28 @@ the pipeline turns it into 503 (fail closed) unless configured to fail open.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["AsyncNonceStore", "NonceStore"]
+from .memory import MemoryNonceStore
+
+if TYPE_CHECKING:
+    from .redis import AsyncRedisNonceStore, RedisNonceStore
+
+__all__ = ["AsyncNonceStore", "AsyncRedisNonceStore", "MemoryNonceStore", "NonceStore", "RedisNonceStore"]
+
+
+def __getattr__(name: str) -> Any:
+    """The Redis stores load on first use, so the ``redis`` extra stays optional."""
+    if name in ("RedisNonceStore", "AsyncRedisNonceStore"):
+        from . import redis as _redis
+
+        return getattr(_redis, name)
+    raise AttributeError(name)
 
 
 @runtime_checkable
 class NonceStore(Protocol):
-    """One-time values (token ``jti``, DPoP proof ``jti``) remembered until they could no longer be replayed."""
+    """One-time values (token and proof ``jti``), remembered until they can no longer be replayed."""
 
     def consume(self, key: str, until: float) -> bool:
         """Remember ``key`` until ``until`` (epoch seconds). False if it was already there: a replay.

@@ -49,6 +49,11 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def remove(self) -> None:
+        """Stop and delete the data folder (the session fixture calls this at the end)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def restart(self) -> None:
         self.stop()
         self.start()
