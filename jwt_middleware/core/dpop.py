@@ -44,6 +44,7 @@ from .verify import check_signature, normalize_typ
 __all__ = [
     "CheckedProof",
     "DPoPPolicy",
+    "ProofKeyCache",
     "access_token_hash",
     "check_binding",
     "check_proof",
@@ -168,6 +169,34 @@ def check_binding(identity_jkt: str | None, proof: CheckedProof) -> None:
         raise InvalidToken("dpop_binding_mismatch", "The access token is bound to another key")
 
 
+class ProofKeyCache:
+    """Proof headers already checked, with the key they carry, by the header's exact base64url text.
+
+    Why: a client signs every proof with one key and, in practice, byte-identical headers;
+    importing and checking that key costs more than the signature check. Only headers that
+    passed every header and key check are kept (the signature is still checked per proof).
+    Bounded; a full cache drops its oldest entry, which only costs a rebuild.
+    """
+
+    __slots__ = ("_entries", "_maxsize")
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self._maxsize = maxsize
+        self._entries: dict[tuple[str, tuple[str, ...]], PinnedKey] = {}
+
+    def get(self, header_segment: str, policy: DPoPPolicy) -> PinnedKey | None:
+        return self._entries.get((header_segment, policy.algorithms))
+
+    def put(self, header_segment: str, policy: DPoPPolicy, key: PinnedKey) -> None:
+        entries = self._entries
+        while len(entries) >= self._maxsize:
+            try:
+                del entries[next(iter(entries))]
+            except (StopIteration, KeyError, RuntimeError):  # another thread got there first
+                break
+        entries[(header_segment, policy.algorithms)] = key
+
+
 def check_proof(
     proof: str,
     *,
@@ -177,6 +206,7 @@ def check_proof(
     policy: DPoPPolicy,
     now: float,
     nonce_valid: Callable[[str], bool] | None = None,
+    key_cache: ProofKeyCache | None = None,
 ) -> CheckedProof:
     """Check one DPoP proof against this request (RFC 9449 §4.3); jti replay is left to the caller.
 
@@ -184,16 +214,23 @@ def check_proof(
     :param access_token: the token the proof accompanies; None for a proof without one (a token
         request), which must then carry no ``ath``
     :param nonce_valid: when server nonces are on, tells whether a ``nonce`` is current
+    :param key_cache: remembers checked proof headers, so a client's key is built once
     :raises InvalidDPoPProof: any failed check, with a machine ``reason``
     :raises UseDPoPNonce: nonces are on and the proof has none (``nonce_required``) or a stale
         or foreign one (``nonce_stale``); the caller adds the ``DPoP-Nonce`` header (§8, §9)
     """
     parsed = _parse(proof, policy.max_proof_bytes)
-    alg = _check_header(parsed.header, policy)
-    jwk, key = _proof_key(parsed.header.get("jwk"), alg)
-    jkt = jwk_thumbprint(jwk)
+    header_segment = proof[: proof.index(".")]
+    pinned = key_cache.get(header_segment, policy) if key_cache is not None else None
+    if pinned is None:
+        alg = _check_header(parsed.header, policy)
+        jwk, key = _proof_key(parsed.header.get("jwk"), alg)
+        pinned = PinnedKey(kid=None, alg=alg, key=key, fingerprint=jwk_thumbprint(jwk))
+        if key_cache is not None:
+            key_cache.put(header_segment, policy, pinned)
+    jkt = pinned.fingerprint
     try:
-        check_signature(parsed, PinnedKey(kid=None, alg=alg, key=key, fingerprint=jkt))
+        check_signature(parsed, pinned)
     except InvalidToken:
         raise InvalidDPoPProof("bad_signature", _BAD_SIGNATURE) from None
     claims = parsed.claims

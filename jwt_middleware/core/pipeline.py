@@ -18,11 +18,11 @@ from ..identity import Identity, identity_from_claims
 from ..keys.cache import KeyCache, PinnedKey
 from ..request import RequestView
 from .claims import ClaimPolicy, check_claims
+from .dpop import DPoPPolicy, ProofKeyCache
+from .dpop_nonce import DPoPNonces
 from .effects import Effect, FetchKeys
 from .extract import Extractor, Token, check_credentials_syntax
 from .gate import parse_token
-from .dpop import DPoPPolicy
-from .dpop_nonce import DPoPNonces
 from .policy import Matcher
 from .replay import check_iat_window, consume_once, token_key
 from .sender import SenderPolicy, check_sender
@@ -110,6 +110,7 @@ def _sender_policy(config: Config) -> SenderPolicy | None:
         nonces=DPoPNonces(settings.nonce_secret, step=settings.nonce_step) if settings.nonce_secret else None,
         external_base_url=settings.external_base_url,
         trust_forwarded=settings.trust_forwarded,
+        key_cache=ProofKeyCache(),
     )
 
 

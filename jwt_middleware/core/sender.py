@@ -9,7 +9,7 @@ from ..config import Rule
 from ..errors import DPoPRequired, InvalidToken, UseDPoPNonce
 from ..identity import Identity
 from ..request import RequestView
-from .dpop import DPoPPolicy, check_binding, check_proof, proof_header
+from .dpop import DPoPPolicy, ProofKeyCache, check_binding, check_proof, proof_header
 from .dpop_nonce import DPoPNonces
 from .effects import Effect
 from .extract import Token
@@ -27,6 +27,7 @@ class SenderPolicy:
     nonces: DPoPNonces | None
     external_base_url: str | None
     trust_forwarded: bool
+    key_cache: ProofKeyCache
 
 
 def check_sender(
@@ -65,6 +66,7 @@ def check_sender(
             policy=policy.proof,
             now=now,
             nonce_valid=None if nonces is None else (lambda nonce: nonces.is_valid(nonce, now)),
+            key_cache=policy.key_cache,
         )
     except UseDPoPNonce as refusal:
         if nonces is not None:
