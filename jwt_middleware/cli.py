@@ -30,6 +30,7 @@ from joserfc.jws import JWSRegistry
 from .authenticator import Authenticator
 from .config import Config, Issuer, KeyPolicy
 from .errors import ConfigError, Refusal
+from .keys.loader import import_pem
 from .keys.sources import JWKSUrl, KeySource, StaticKeys
 from .request import RequestView
 from .testing import b64url, make_key, public_jwks, sign_raw
@@ -345,13 +346,10 @@ def _key_source(spec: str) -> KeySource:
 
 
 def _import_pem(text: str, path: str) -> Key:
-    # Why: joserfc's import_key needs the key type for PEM input, so try each asymmetric type.
-    for key_type in ("EC", "RSA", "OKP"):
-        try:
-            return JWKRegistry.import_key(text, key_type)
-        except (JoseError, ValueError, TypeError):
-            continue
-    raise UsageError(f"{path}: the PEM could not be read as an EC, RSA or Ed25519 key")
+    try:
+        return import_pem(text)
+    except ValueError:
+        raise UsageError(f"{path}: the PEM could not be read as an EC, RSA or Ed25519 key") from None
 
 
 def _tls(ca_file: str) -> ssl.SSLContext:

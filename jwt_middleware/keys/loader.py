@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from joserfc.errors import JoseError
-from joserfc.jwk import JWKRegistry
+from joserfc.jwk import JWKRegistry, Key
 
 from .._types import Clock
 from ..config import Issuer, KeyPolicy
@@ -57,14 +57,25 @@ def static_jwks(source: StaticKeys | SharedSecret) -> dict[str, Any]:
     raise ConfigError("StaticKeys: give a JWKS/JWK mapping, its JSON text, or a PEM")
 
 
-def _pem_to_jwk(text: str) -> dict[str, Any]:
-    """joserfc reads a PEM only when told its key type; try the asymmetric ones (never "oct")."""
+def import_pem(text: str) -> Key:
+    """A PEM key (public or private). joserfc reads a PEM only when told its key type, so the
+    asymmetric types are tried in turn (never "oct").
+
+    :raises ValueError: not an EC, RSA or OKP key in PEM
+    """
     for kty in ("EC", "RSA", "OKP"):
         try:
-            return dict(JWKRegistry.import_key(text, kty).as_dict(private=False))
+            return JWKRegistry.import_key(text, kty)
         except (JoseError, ValueError, TypeError):
             continue
-    raise ConfigError("StaticKeys: the PEM could not be read as a public key")
+    raise ValueError("not an EC, RSA or OKP PEM key")
+
+
+def _pem_to_jwk(text: str) -> dict[str, Any]:
+    try:
+        return dict(import_pem(text).as_dict(private=False))
+    except ValueError:
+        raise ConfigError("StaticKeys: the PEM could not be read as a public key") from None
 
 
 class KeyLoader:
