@@ -32,12 +32,9 @@ def drive_sync(flow: Flow, answer: Callable[[Effect], object]) -> object:
         return done.value
 
 
-async def drive_async(
-    flow: Flow, answer: Callable[[Effect], Awaitable[object]], *, first: Effect | None = None
-) -> object:
-    """``first``: the effect the caller already took from a fresh flow with next()."""
+async def drive_async(flow: Flow, answer: Callable[[Effect], Awaitable[object]]) -> object:
     try:
-        effect = next(flow) if first is None else first
+        effect = next(flow)
         while True:
             try:
                 result = await answer(effect)

@@ -11,7 +11,7 @@ from .audit import fingerprint, record_decision
 from .challenge import Answer, render_challenge
 from .config import Config
 from .core.effects import ConsumeNonce, Effect
-from .core.pipeline import Flow, Trace, authenticate, build_context
+from .core.pipeline import Flow, Pending, Trace, authenticate, build_context, finish, prepare
 from .errors import ConfigError, Refusal, Unavailable
 from .identity import Identity
 from .keys.cache import KeyCache
@@ -77,7 +77,12 @@ class Authenticator:
         """
         trace = Trace()
         try:
-            identity = drive_sync(self.flow(request, trace), self._answer_sync)
+            now = self._clock()
+            step = prepare(request, self._ctx, now, trace)
+            if isinstance(step, Pending):
+                identity = drive_sync(finish(request, step, self._ctx, now, trace), self._answer_sync)
+            else:
+                identity = step
         except Refusal as refusal:
             record_decision(trace, refusal)
             raise
@@ -89,14 +94,13 @@ class Authenticator:
     async def aauthenticate(self, request: RequestView) -> Identity | None:
         """The async twin of :meth:`authenticate` (ASGI)."""
         trace = Trace()
-        flow = self.flow(request, trace)
         try:
-            try:
-                effect = next(flow)
-            except StopIteration as done:  # the hot path: no effect, no extra coroutine
-                identity = done.value
+            now = self._clock()
+            step = prepare(request, self._ctx, now, trace)  # the hot path ends here: no generator
+            if isinstance(step, Pending):
+                identity = await drive_async(finish(request, step, self._ctx, now, trace), self._answer_async)
             else:
-                identity = await drive_async(flow, self._answer_async, first=effect)
+                identity = step
         except Refusal as refusal:
             record_decision(trace, refusal)
             raise

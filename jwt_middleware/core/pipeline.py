@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..config import Config, Issuer
+from ..config import Config, Issuer, Rule
 from ..errors import DPoPRequired, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
 from ..identity import Identity, identity_from_claims
 from ..keys.cache import KeyCache, PinnedKey
@@ -29,7 +30,7 @@ from .sender import SenderPolicy, check_sender
 from .verified import VerifiedCache
 from .verify import check_header, check_signature
 
-__all__ = ["Context", "Flow", "Trace", "authenticate", "build_context"]
+__all__ = ["Context", "Flow", "Pending", "Trace", "authenticate", "build_context", "finish", "prepare"]
 
 #: Yields effects, receives their answers, returns the Identity (None: anonymous allowed).
 Flow = Generator[Effect, object, Identity | None]
@@ -114,6 +115,14 @@ def _sender_policy(config: Config) -> SenderPolicy | None:
     )
 
 
+class Pending(NamedTuple):
+    """What :func:`prepare` hands to :func:`finish` when effects may be needed."""
+
+    rule: Rule
+    token: Token
+    identity: Identity | None  # None: not in the verified-token cache
+
+
 def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -> Flow:
     """Decide one request.
 
@@ -122,6 +131,18 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
     :raises InvalidToken: any failed token check
     :raises InsufficientScope: a valid token without the rule's scopes (RFC 6750 §3.1)
     :raises Unavailable: keys cannot be had
+    """
+    step = prepare(request, ctx, now, trace)
+    if not isinstance(step, Pending):
+        return step
+    return (yield from finish(request, step, ctx, now, trace))
+
+
+def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Identity | None | Pending:
+    """The effect-free start of :func:`authenticate`: policy, extraction, verified-token cache.
+
+    Returns the decision itself when nothing can need an effect (a cached token on a route
+    without sender or one-time rules: the hot path, no generator), else a :class:`Pending`.
     """
     rule = ctx.matcher.match(request)
     if rule.access == "public":
@@ -137,22 +158,40 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
     if token.scheme == "dpop" and ctx.sender is None:
         raise InvalidRequest("dpop_not_enabled", "DPoP-bound tokens are not accepted here")
     identity = ctx.verified.get(token.value, now, ctx.keys.generation)
+    if identity is None or rule.one_time or _needs_sender_check(token, identity, rule):
+        return Pending(rule, token, identity)
+    trace.identity = identity
+    _check_rule(identity, rule, now)
+    return identity
+
+
+def finish(request: RequestView, pending: Pending, ctx: Context, now: float, trace: Trace) -> Flow:
+    """The rest of :func:`authenticate`: verify, sender constraint, rule checks, one-time use."""
+    rule, token, identity = pending
     if identity is None:
         generation = ctx.keys.generation
         identity = yield from _verify(token, ctx, now, trace)
         ctx.verified.put(token.value, identity, _valid_until(identity, ctx), generation)
     trace.identity = identity
-    if token.scheme == "dpop" or identity.binding is not None or rule.dpop == "required":
+    if _needs_sender_check(token, identity, rule):
         yield from check_sender(request, token, identity, rule, ctx.sender, now, fail_open=ctx.fail_open)
-    if rule.iat_window is not None:
-        check_iat_window(identity, now, rule.iat_window)
-    if rule.scopes and not identity.scopes.issuperset(rule.scopes):
-        raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
+    _check_rule(identity, rule, now)
     if rule.one_time:
         # Why exp + leeway: a shorter memory than the token's life would be a replay gap.
         until = identity.expires_at + ctx.leeway if identity.expires_at is not None else now + ctx.max_remember
         yield from consume_once(token_key(identity), until, fail_open=ctx.fail_open)
     return identity
+
+
+def _needs_sender_check(token: Token, identity: Identity, rule: Rule) -> bool:
+    return token.scheme == "dpop" or identity.binding is not None or rule.dpop == "required"
+
+
+def _check_rule(identity: Identity, rule: Rule, now: float) -> None:
+    if rule.iat_window is not None:
+        check_iat_window(identity, now, rule.iat_window)
+    if rule.scopes and not identity.scopes.issuperset(rule.scopes):
+        raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
 
 
 def _verify(token: Token, ctx: Context, now: float, trace: Trace) -> Generator[Effect, object, Identity]:
