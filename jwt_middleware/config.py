@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ Access = Literal["public", "optional", "required"]
 DPoPMode = Literal["allowed", "required"]
 #: RFC 9449 §5: proofs are asymmetric; this is the default allowlist
 DPOP_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), so no space, quote or backslash
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def _tuple(obj: object, name: str) -> None:
@@ -82,6 +85,12 @@ class Rule:
             raise ConfigError("Rule.access: use 'public', 'optional' or 'required'")
         if self.methods is not None:
             object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
+        bad = [s for s in self.scopes if not isinstance(s, str) or _SCOPE_TOKEN.fullmatch(s) is None]
+        if bad:
+            raise ConfigError(
+                f"Rule.scopes: {bad[0]!r} is not one scope token (RFC 6749 §3.3); list each scope, "
+                "e.g. scopes=('read', 'write')"
+            )
         if self.scopes and self.access == "public":
             raise ConfigError("Rule.scopes: a public rule checks no token, so it cannot require scopes")
         if self.iat_window is not None and self.iat_window <= 0:
@@ -116,6 +125,8 @@ class Issuer:
             _tuple(self, name)
         if not self.issuer:
             raise ConfigError("Issuer.issuer: give the exact 'iss' value your tokens carry")
+        if any(not isinstance(a, str) or not a for a in self.audiences or ()):
+            raise ConfigError("Issuer.audiences: each must be a non-empty string (this API's identifier)")
         self._check_algorithms()
         if self.keys is None:
             if any(a in HMAC_ALGORITHMS for a in self.algorithms):
@@ -270,6 +281,8 @@ class Config:
     def _check(self) -> None:
         if not self.issuers:
             raise ConfigError("Config.issuers: configure at least one Issuer")
+        if any(not isinstance(a, str) or not a for a in self.audience or ()):
+            raise ConfigError("Config.audience: each must be a non-empty string (this API's identifier)")
         names = [i.issuer for i in self.issuers]
         if len(set(names)) != len(names):
             raise ConfigError("Config.issuers: each issuer may appear once")

@@ -90,21 +90,22 @@ def check_audience(claims: Claims, audiences: frozenset[str]) -> None:
 
 
 def _check_types(claims: Claims) -> None:
+    """Present means well-typed: an explicit ``null`` is no string (RFC 7519 §4.1)."""
     for name in ("sub", "jti", "scope", "acr", "client_id"):
-        value = claims.get(name)
-        if value is not None and not isinstance(value, str):
+        if name in claims and not isinstance(claims[name], str):
             raise InvalidToken(f"invalid_{name}", "A claim of the access token has the wrong type")
     scp = claims.get("scp")
-    if scp is not None and not (isinstance(scp, str) or (isinstance(scp, list) and all(isinstance(s, str) for s in scp))):
+    if "scp" in claims and not (
+        isinstance(scp, str) or (isinstance(scp, list) and all(isinstance(s, str) for s in scp))
+    ):
         raise InvalidToken("invalid_scp", "A claim of the access token has the wrong type")
     amr = claims.get("amr")
-    if amr is not None and not (isinstance(amr, list) and all(isinstance(a, str) for a in amr)):
+    if "amr" in claims and not (isinstance(amr, list) and all(isinstance(a, str) for a in amr)):
         raise InvalidToken("invalid_amr", "A claim of the access token has the wrong type")
     cnf = claims.get("cnf")
-    if cnf is not None and not (isinstance(cnf, dict) and isinstance(cnf.get("jkt", ""), str)):
+    if "cnf" in claims and not (isinstance(cnf, dict) and isinstance(cnf.get("jkt", ""), str)):
         raise InvalidToken("invalid_cnf", "A claim of the access token has the wrong type")
-    auth_time = claims.get("auth_time")
-    if auth_time is not None:
+    if "auth_time" in claims:
         time_claim(claims, "auth_time")
 
 

@@ -15,7 +15,7 @@ __all__ = ["Extractor", "Token", "check_credentials_syntax"]
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; b64token = 1*( ALPHA / DIGIT / "-" / "." /
 # "_" / "~" / "+" / "/" ) *"=". Anything after the token (a second token, junk) fails the match.
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_QUERY_MARK: Final = b"access_token="
+_QUERY_MARK: Final = b"access_token"
 
 Scheme = Literal["bearer", "dpop", "cookie", "query"]
 
@@ -75,6 +75,15 @@ def _from_cookie(request: RequestView, name: str) -> Token | None:
     return Token(value, "cookie") if value else None
 
 
+def _query_names_token(query: bytes) -> bool:
+    """An ``access_token`` parameter, however spelled (``access%5Ftoken``), and only that name:
+    ``my_access_token=`` is someone else's parameter. The byte test keeps the common case cheap."""
+    if _QUERY_MARK not in query and b"%" not in query:
+        return False
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return any(name == "access_token" for name, _ in pairs)
+
+
 def _from_query(request: RequestView) -> Token | None:
     values = [v for k, v in parse_qsl(request.query_string.decode("latin-1")) if k == "access_token"]
     if len(set(values)) > 1:
@@ -104,7 +113,7 @@ class Extractor:
             else:  # pragma: no cover - config rejects other types
                 continue
             found = _merge(found, token)
-        if _QUERY_MARK in request.query_string:
+        if _query_names_token(request.query_string):
             if not self._allow_query:
                 raise InvalidRequest("token_in_query", "Access tokens are not accepted in the URL")
             found = _merge(found, _from_query(request))

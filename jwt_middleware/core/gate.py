@@ -23,6 +23,9 @@ __all__ = ["ParsedToken", "parse_token"]
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+")
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 _MALFORMED: Final = "The access token is malformed"
+#: RFC 4648 §3.5 canonical form: the unused low bits of a last partial character are zero, so
+#: one byte string has one encoding (no second spelling of the same signature).
+_CANONICAL_LAST: Final = {0: None, 2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,8 @@ class ParsedToken:
 
 
 def _b64(segment: str) -> bytes:
-    if len(segment) % 4 == 1 or _SEGMENT.fullmatch(segment) is None:
+    last = _CANONICAL_LAST.get(len(segment) % 4, frozenset())  # remainder 1 is never valid
+    if _SEGMENT.fullmatch(segment) is None or (last is not None and segment[-1] not in last):
         raise InvalidToken("malformed_token", _MALFORMED)
     try:
         return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
@@ -54,16 +58,20 @@ def _no_constants(name: str) -> None:
 
 
 def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
+    """Iterative (a recursive walk raised RecursionError on nesting the decoder accepts)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 

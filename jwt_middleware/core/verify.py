@@ -14,9 +14,8 @@ Our policy on top of joserfc's primitives, each decided on purpose:
 
 from __future__ import annotations
 
-from typing import Final
-
 import hmac
+from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -79,7 +78,9 @@ def check_header(header: Claims, claims: Claims, issuer: Issuer) -> tuple[str, s
     if "crit" in header or "b64" in header:
         raise InvalidToken("unsupported_crit", "The token uses an unsupported JWS extension")
     kid = header.get("kid")
-    if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable()):
+    if "kid" in header and (
+        not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable()
+    ):
         raise InvalidToken("invalid_kid", "The token's key id is invalid")
     _check_typ(header, claims, issuer)
     return alg, kid
@@ -87,7 +88,7 @@ def check_header(header: Claims, claims: Claims, issuer: Issuer) -> tuple[str, s
 
 def _check_typ(header: Claims, claims: Claims, issuer: Issuer) -> None:
     typ = header.get("typ")
-    if typ is not None and not isinstance(typ, str):
+    if "typ" in header and not isinstance(typ, str):
         raise InvalidToken("invalid_typ", "The token type is not accepted")
     normalized = normalize_typ(typ) if typ is not None else None
     if normalized in _NEVER_ACCESS_TYP:
@@ -120,16 +121,17 @@ def check_signature(parsed: ParsedToken, key: PinnedKey) -> None:
     try:
         if alg in _ECDSA:
             der = _ecdsa_der(signature, _CURVE_ORDER[alg])
-            key.key.public_key.verify(der, message, _ECDSA[alg])  # type: ignore[call-arg, arg-type]
+            key.key.public_key.verify(der, message, _ECDSA[alg])  # type: ignore[call-arg, arg-type, union-attr]
         elif alg in _RSA:
             padding, digest = _RSA[alg]
-            key.key.public_key.verify(signature, message, padding, digest)  # type: ignore[call-arg, arg-type]
+            public = key.key.public_key
+            public.verify(signature, message, padding, digest)  # type: ignore[call-arg, arg-type, union-attr]
         elif alg in _HMAC:
             expected = hmac.digest(key.key.raw_value, message, _HMAC[alg])  # type: ignore[arg-type]
             if not hmac.compare_digest(expected, signature):
                 raise InvalidSignature
         elif alg in ("EdDSA", "Ed25519"):
-            key.key.public_key.verify(signature, message)  # type: ignore[call-arg]
+            key.key.public_key.verify(signature, message)  # type: ignore[call-arg, union-attr]
         else:  # pragma: no cover - config allows no other algorithm
             raise InvalidSignature
     except (InvalidSignature, ValueError, TypeError, AttributeError):

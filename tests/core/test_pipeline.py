@@ -1,0 +1,162 @@
+"""The sans-I/O flow stepped by hand (effects in, answers out) and the identity it returns."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from joserfc.jwk import Key
+
+from jwt_middleware import (
+    Authenticator,
+    Config,
+    InsufficientScope,
+    Issuer,
+    JWKSUrl,
+    Rule,
+    Unavailable,
+)
+from jwt_middleware.core import pipeline
+from jwt_middleware.core.effects import FetchKeys
+from jwt_middleware.identity import identity_from_claims
+from jwt_middleware.keys.cache import pin_keys
+from jwt_middleware.testing import FakeClock, make_key, mint, public_jwks
+
+from ._support import ISSUER, NOW, bearer, decide, make_auth, refuse, request
+
+
+@pytest.fixture
+def remote_auth(clock: FakeClock) -> Authenticator:
+    issuer = Issuer(ISSUER, algorithms=("ES256",), keys=JWKSUrl("https://issuer.test/jwks"))
+    return Authenticator(Config(issuers=[issuer], audience="api", clock=clock))
+
+
+def test_static_keys_decide_without_any_effect(static_auth: Authenticator, es256_key: Key) -> None:
+    flow = static_auth.flow(request(bearer(mint(es256_key, now=NOW))))
+    with pytest.raises(StopIteration) as done:
+        next(flow)
+    assert done.value.value.subject == "user-1"
+
+
+def test_cold_remote_issuer_yields_one_blocking_fetch(
+    remote_auth: Authenticator, es256_key: Key, clock: FakeClock
+) -> None:
+    flow = remote_auth.flow(request(bearer(mint(es256_key, now=NOW))))
+    assert next(flow) == FetchKeys(ISSUER, blocking=True)
+    # the driver's answer lands in the key cache; the flow then finishes without asking again
+    remote_auth.keys.store(ISSUER, pin_keys(public_jwks(es256_key), ("ES256",)), None, clock.now)
+    with pytest.raises(StopIteration) as done:
+        flow.send(None)
+    assert done.value.value.issuer == ISSUER
+
+
+def test_failed_fetch_answers_503_not_invalid_token(remote_auth: Authenticator, es256_key: Key, clock: FakeClock) -> None:
+    flow = remote_auth.flow(request(bearer(mint(es256_key, now=NOW))))
+    next(flow)
+    remote_auth.keys.record_failure(ISSUER, clock.now)
+    with pytest.raises(Unavailable) as caught:
+        flow.send(None)
+    status, headers, _ = remote_auth.render(caught.value)
+    assert status == 503
+    assert ("retry-after", "5") in headers  # the loader's failure back-off
+    assert not any(k == "www-authenticate" for k, _ in headers)
+
+
+def test_verified_token_is_served_from_cache_without_effects(
+    remote_auth: Authenticator, es256_key: Key, clock: FakeClock
+) -> None:
+    token = mint(es256_key, now=NOW)
+    remote_auth.keys.store(ISSUER, pin_keys(public_jwks(es256_key), ("ES256",)), None, clock.now)
+    assert decide(remote_auth, request(bearer(token))) is not None
+    flow = remote_auth.flow(request(bearer(token)))
+    with pytest.raises(StopIteration):
+        next(flow)
+
+
+def test_key_rotation_drops_cached_tokens_of_the_retired_key(
+    remote_auth: Authenticator, es256_key: Key, clock: FakeClock
+) -> None:
+    token = mint(es256_key, now=NOW)
+    remote_auth.keys.store(ISSUER, pin_keys(public_jwks(es256_key), ("ES256",)), None, clock.now)
+    assert decide(remote_auth, request(bearer(token))) is not None
+    successor = make_key("ES256", kid="es-2")
+    remote_auth.keys.store(ISSUER, pin_keys(public_jwks(successor), ("ES256",)), None, clock.now)
+    assert refuse(remote_auth, request(bearer(token))).reason == "unknown_kid"
+
+
+# --- scopes and identity --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("claims", "scopes"),
+    [({"scope": "read  write\tadmin"}, {"read", "write", "admin"}),
+     ({"scp": ["read", "write"]}, {"read", "write"}),
+     ({"scp": "read write"}, {"read", "write"}),
+     ({"scope": "read", "scp": ["write"]}, {"read", "write"}),
+     ({"scope": ""}, set()),
+     ({}, set())],
+)
+def test_scope_and_scp_parsing(static_auth: Authenticator, es256_key: Key, claims: dict[str, object],
+                               scopes: set[str]) -> None:
+    identity = decide(static_auth, request(bearer(mint(es256_key, claims, now=NOW))))
+    assert identity is not None and identity.scopes == frozenset(scopes)
+
+
+def test_rejects_token_without_the_rules_scopes(es256_key: Key, clock: FakeClock) -> None:
+    auth = make_auth(es256_key, clock, rules=(Rule("/w", scopes=("read", "write")),))
+    assert decide(auth, request(bearer(mint(es256_key, {"scope": "read write"}, now=NOW)), path="/w")) is not None
+    rendered = refuse(auth, request(bearer(mint(es256_key, {"scope": "read"}, now=NOW)), path="/w"))
+    assert isinstance(rendered.refusal, InsufficientScope)
+    assert rendered.status == 403
+    assert 'error="insufficient_scope"' in rendered.challenge and 'scope="read write"' in rendered.challenge
+
+
+def test_scope_lookalikes_are_not_scopes(es256_key: Key, clock: FakeClock) -> None:
+    """"read:all" or "readwrite" is not "read"; a scope in another claim counts for nothing."""
+    auth = make_auth(es256_key, clock, rules=(Rule("/r", scopes=("read",)),))
+    for claims in ({"scope": "read:all readwrite"}, {"roles": ["read"]}, {"scope": "READ"}, {"scopes": "read"}):
+        assert refuse(auth, request(bearer(mint(es256_key, claims, now=NOW)), path="/r")).status == 403
+
+
+def test_identity_is_a_read_only_view(static_auth: Authenticator, es256_key: Key) -> None:
+    identity = decide(static_auth, request(bearer(mint(es256_key, {"jti": "j-1", "acr": "2"}, now=NOW))))
+    assert identity is not None
+    assert (identity.subject, identity.issuer, identity.token_id, identity.acr) == ("user-1", ISSUER, "j-1", "2")
+    assert identity.expires_at == NOW + 300 and identity.issued_at == NOW
+    with pytest.raises(TypeError):
+        identity.claims["sub"] = "admin"  # type: ignore[index]
+
+
+def test_identity_from_claims_ignores_ill_typed_optional_members() -> None:
+    identity = identity_from_claims({"sub": "s", "amr": "pwd", "cnf": [], "scope": 1}, ISSUER)
+    assert identity.amr == () and identity.binding is None and identity.scopes == frozenset()
+
+
+# --- an internal bug is a 503, never a 500 and never an accept --------------------------------------------
+def test_internal_error_answers_503_and_never_leaks(
+    static_auth: Authenticator, es256_key: Key, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = mint(es256_key, {"sub": "MARKER-7f3a"}, now=NOW)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(pipeline, "check_claims", broken)
+    with caplog.at_level(logging.DEBUG, logger="jwt_middleware"):
+        rendered = refuse(static_auth, request(bearer(token)))
+    assert isinstance(rendered.refusal, Unavailable)
+    assert rendered.status == 503 and rendered.reason == "internal_error"
+    assert rendered.json == {"error": "temporarily_unavailable",
+                             "error_description": "Authentication is temporarily unavailable"}
+    assert "RuntimeError" in caplog.text
+    for secret in (token, token.split(".")[1], "MARKER-7f3a"):
+        assert secret not in caplog.text
+        assert secret.encode() not in rendered.body
+
+
+def test_trace_records_the_token_issuer_and_identity(static_auth: Authenticator, es256_key: Key) -> None:
+    token = mint(es256_key, now=NOW)
+    trace = pipeline.Trace()
+    flow = static_auth.flow(request(bearer(token)), trace)
+    with pytest.raises(StopIteration):
+        next(flow)
+    assert trace.token == token and trace.issuer == ISSUER
+    assert trace.identity is not None and trace.identity.subject == "user-1"
