@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import traceback
 from typing import Literal, cast
 
 from ._drive import drive_async, drive_sync
@@ -63,7 +64,8 @@ class Authenticator:
             )
         if driver == "wsgi" and self._nonce_is_async:
             raise ConfigError(
-                f"nonce_store: {type(store).__name__} is async; under WSGI use RedisNonceStore or MemoryNonceStore"
+                f"nonce_store: {type(store).__name__} is async; "
+                "under WSGI use RedisNonceStore or MemoryNonceStore"
             )
 
     def flow(self, request: RequestView, trace: Trace | None = None) -> Flow:
@@ -143,7 +145,13 @@ class Authenticator:
     def _internal(self, trace: Trace, exc: Exception) -> Unavailable:
         """A bug in our code must not become a 500 or an accept: log it and answer 503."""
         token = fingerprint(trace.token) if trace.token else None
-        logger.error("internal error while authenticating (token %s): %s", token, type(exc).__name__, exc_info=exc)
+        # Why no exc_info: an exception's message may quote claim values; the frames locate the bug.
+        frames = " <- ".join(
+            f"{f.filename}:{f.lineno} in {f.name}" for f in reversed(traceback.extract_tb(exc.__traceback__))
+        )
+        logger.error(
+            "internal error while authenticating (token %s): %s at %s", token, type(exc).__name__, frames
+        )
         refusal = Unavailable("internal_error", retry_after=1)
         record_decision(trace, refusal)
         return refusal

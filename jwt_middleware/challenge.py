@@ -14,7 +14,7 @@ __all__ = ["Answer", "render_challenge"]
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
 # RFC 6749 §A.7/A.8: error and error_description are limited to %x20-21 / %x23-5B / %x5D-7E.
-_UNSAFE: Final = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE: Final = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _PARAM_ORDER: Final = ("error", "error_description", "scope", "algs", "acr_values", "max_age")
 
 
@@ -32,7 +32,11 @@ def _challenge(scheme: str, realm: str, refusal: AuthError | None, algs: str | N
         params.update(refusal.params)
     if scheme == "DPoP" and algs:
         params.setdefault("algs", algs)
-    ordered = ["realm", *[k for k in _PARAM_ORDER if k in params], *sorted(set(params) - {"realm", *_PARAM_ORDER})]
+    ordered = [
+        "realm",
+        *[k for k in _PARAM_ORDER if k in params],
+        *sorted(set(params) - {"realm", *_PARAM_ORDER}),
+    ]
     return scheme + " " + ", ".join(f"{k}={_quote(params[k])}" for k in ordered)
 
 

@@ -12,7 +12,16 @@ from ._types import Clock
 from .errors import ConfigError
 from .keys.sources import JWKSFile, JWKSUrl, KeySource, OIDCDiscovery, SharedSecret, StaticKeys
 
-__all__ = ["Config", "CookieSource", "DPoPSettings", "HeaderSource", "Issuer", "KeyPolicy", "Rule", "TokenSource"]
+__all__ = [
+    "Config",
+    "CookieSource",
+    "DPoPSettings",
+    "HeaderSource",
+    "Issuer",
+    "KeyPolicy",
+    "Rule",
+    "TokenSource",
+]
 
 HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS: Final = frozenset(
@@ -227,9 +236,13 @@ class DPoPSettings:
         _tuple(self, "algorithms")
         bad = [a for a in self.algorithms if a in HMAC_ALGORITHMS or a.lower() == "none"]
         if bad or not self.algorithms or not set(self.algorithms) <= ASYMMETRIC_ALGORITHMS:
-            raise ConfigError("DPoPSettings.algorithms: proofs use asymmetric algorithms only, e.g. ('ES256',)")
+            raise ConfigError(
+                "DPoPSettings.algorithms: proofs use asymmetric algorithms only, e.g. ('ES256',)"
+            )
         if self.nonce_secret is not None and len(self.nonce_secret) < 32:
-            raise ConfigError("DPoPSettings.nonce_secret: use at least 32 random bytes (secrets.token_bytes(32))")
+            raise ConfigError(
+                "DPoPSettings.nonce_secret: use at least 32 random bytes (secrets.token_bytes(32))"
+            )
         if self.iat_window <= 0 or self.nonce_step <= 0:
             raise ConfigError("DPoPSettings: iat_window and nonce_step must be positive seconds")
 
@@ -311,4 +324,3 @@ class Config:
 
     def audiences_for(self, issuer: Issuer) -> tuple[str, ...]:
         return issuer.audiences or self.audience or ()  # type: ignore[return-value]
-

@@ -10,12 +10,16 @@ __all__ = ["JWTUser", "anonymous", "starlette_pair"]
 
 
 class JWTUser(BaseUser):
-    """``request.user`` for a verified token; ``identity`` holds everything else."""
+    """``request.user`` for a verified token.
 
-    __slots__ = ("identity",)
+    Starlette's conventions hold: ``identity`` and ``display_name`` are the subject (strings);
+    ``principal`` is the whole :class:`~jwt_middleware.Identity`.
+    """
 
-    def __init__(self, identity: Identity) -> None:
-        self.identity = identity
+    __slots__ = ("principal",)
+
+    def __init__(self, principal: Identity) -> None:
+        self.principal = principal
 
     @property
     def is_authenticated(self) -> bool:
@@ -23,18 +27,18 @@ class JWTUser(BaseUser):
 
     @property
     def display_name(self) -> str:
-        return self.identity.subject or ""
+        return self.principal.subject or ""
 
     @property
-    def identity_subject(self) -> str | None:
-        return self.identity.subject
+    def identity(self) -> str:
+        return self.principal.subject or ""
 
     def __repr__(self) -> str:
-        return f"JWTUser(subject={self.identity.subject!r}, issuer={self.identity.issuer!r})"
+        return f"JWTUser(subject={self.principal.subject!r}, issuer={self.principal.issuer!r})"
 
 
 def starlette_pair(identity: Identity) -> tuple[JWTUser, AuthCredentials]:
-    return JWTUser(identity), AuthCredentials(identity.scopes)  # type: ignore[arg-type]
+    return JWTUser(identity), AuthCredentials(list(identity.scopes))
 
 
 def anonymous() -> tuple[UnauthenticatedUser, AuthCredentials]:

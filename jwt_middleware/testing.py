@@ -7,12 +7,12 @@ Minting here is deliberately permissive (any header, any payload bytes, any algo
 from __future__ import annotations
 
 import base64
-import os
 import json
+import os
 import time
 from typing import Any, Literal
 
-from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
+from joserfc.jwk import ECKey, Key, KeyParameters, OctKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 __all__ = ["FakeClock", "b64url", "make_key", "mint", "public_jwks", "sign_raw"]
@@ -35,7 +35,7 @@ class FakeClock:
 
 def make_key(alg: Alg = "ES256", kid: str | None = None, *, with_alg: bool = True) -> Key:
     """A new private key for ``alg``; ``kid`` defaults to its RFC 7638 thumbprint."""
-    params: dict[str, Any] = {"use": "sig"}
+    params: KeyParameters = {"use": "sig"}
     if kid is not None:
         params["kid"] = kid
     if with_alg:
@@ -78,7 +78,7 @@ def mint(
     *,
     alg: str | None = None,
     header: dict[str, Any] | None = None,
-    kid: str | None | Literal[False] = None,
+    kid: str | Literal[False] | None = None,
     issuer: str = "https://issuer.test",
     audience: str | list[str] = "api",
     lifetime: float = 300,
@@ -88,7 +88,8 @@ def mint(
 
     ``kid=False`` leaves the kid out; ``header`` adds or overrides header members.
     """
-    alg = alg or key.get("alg") or "ES256"
+    declared = key.get("alg")
+    alg = alg or (declared if isinstance(declared, str) else None) or "ES256"
     issued = float(int(time.time())) if now is None else now
     payload: dict[str, Any] = {
         "iss": issuer,

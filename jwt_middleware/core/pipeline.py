@@ -138,7 +138,7 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
     return (yield from finish(request, step, ctx, now, trace))
 
 
-def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Identity | None | Pending:
+def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Identity | Pending | None:
     """The effect-free start of :func:`authenticate`: policy, extraction, verified-token cache.
 
     Returns the decision itself when nothing can need an effect (a cached token on a route
@@ -178,7 +178,9 @@ def finish(request: RequestView, pending: Pending, ctx: Context, now: float, tra
     _check_rule(identity, rule, now)
     if rule.one_time:
         # Why exp + leeway: a shorter memory than the token's life would be a replay gap.
-        until = identity.expires_at + ctx.leeway if identity.expires_at is not None else now + ctx.max_remember
+        until = (
+            identity.expires_at + ctx.leeway if identity.expires_at is not None else now + ctx.max_remember
+        )
         yield from consume_once(token_key(identity), until, fail_open=ctx.fail_open)
     return identity
 
@@ -212,7 +214,9 @@ def _verify(token: Token, ctx: Context, now: float, trace: Trace) -> Generator[E
     return identity_from_claims(parsed.claims, issuer.issuer)
 
 
-def _key(keys: KeyCache, issuer: str, kid: str | None, alg: str, now: float) -> Generator[Effect, object, PinnedKey]:
+def _key(
+    keys: KeyCache, issuer: str, kid: str | None, alg: str, now: float
+) -> Generator[Effect, object, PinnedKey]:
     key, need = keys.select(issuer, kid, alg, now)
     if need is not None:
         yield FetchKeys(issuer, blocking=need.blocking)

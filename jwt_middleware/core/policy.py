@@ -39,4 +39,6 @@ class Matcher:
 
 def _is_preflight(request: RequestView) -> bool:
     """A CORS preflight (Fetch standard §3.2.2) carries no credentials by design."""
-    return request.header(b"origin") is not None and request.header(b"access-control-request-method") is not None
+    return (
+        request.header(b"origin") is not None and request.header(b"access-control-request-method") is not None
+    )

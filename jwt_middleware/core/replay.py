@@ -1,4 +1,4 @@
-"""Replay windows: the ``iat`` window and one-time ``jti`` (RFC 7519 §4.1.6–4.1.7, RFC 8725 §3.8)."""
+"""Replay windows: the ``iat`` window and one-time ``jti`` (RFC 7519 §4.1.6-4.1.7, RFC 8725 §3.8)."""
 
 from __future__ import annotations
 

@@ -60,8 +60,9 @@ def check_sender(
         proof = check_proof(
             proof_header(request),
             method=request.method,
-            url=request_url(request, external_base_url=policy.external_base_url,
-                            trust_forwarded=policy.trust_forwarded),
+            url=request_url(
+                request, external_base_url=policy.external_base_url, trust_forwarded=policy.trust_forwarded
+            ),
             access_token=token.value,
             policy=policy.proof,
             now=now,
@@ -73,4 +74,6 @@ def check_sender(
             refusal.headers["DPoP-Nonce"] = nonces.issue(now)
         raise
     check_binding(identity.binding, proof)
-    yield from consume_once(proof_key(proof.jkt, proof.jti), proof.replay_until, fail_open=fail_open, proof=True)
+    yield from consume_once(
+        proof_key(proof.jkt, proof.jti), proof.replay_until, fail_open=fail_open, proof=True
+    )

@@ -1,4 +1,4 @@
-"""Header policy and the signature check (RFC 7515 §5.2, RFC 8725 §3.1–3.11); joserfc does the crypto.
+"""Header policy and the signature check (RFC 7515 §5.2, RFC 8725 §3.1-3.11); joserfc does the crypto.
 
 Our policy on top of joserfc's primitives, each decided on purpose:
 - the algorithm must be on the issuer's allowlist *and* be the one the key is pinned to;
@@ -8,7 +8,7 @@ Our policy on top of joserfc's primitives, each decided on purpose:
 - unregistered header parameters (``nonce``, vendor fields real IdPs send) are tolerated,
   where joserfc's strict registry would refuse them;
 - ``typ`` is checked per issuer, and types that are never access tokens are always refused;
-- ECDSA signatures must be exactly 2×n bytes with 0 < r, s < n (joserfc leaves the range
+- ECDSA signatures must be exactly 2*n bytes with 0 < r, s < n (joserfc leaves the range
   check to OpenSSL; we make it explicit).
 """
 
@@ -34,10 +34,14 @@ __all__ = ["check_header", "check_signature", "normalize_typ"]
 _MAX_KID: Final = 256
 _BAD_SIGNATURE: Final = "The access token signature is invalid"
 #: header ``typ`` values of JWTs that are never access tokens (RFC 9449, RFC 8417, OIDC logout)
-_NEVER_ACCESS_TYP: Final = frozenset({"dpop+jwt", "secevent+jwt", "logout+jwt", "refresh+jwt", "id_token+jwt"})
+_NEVER_ACCESS_TYP: Final = frozenset(
+    {"dpop+jwt", "secevent+jwt", "logout+jwt", "refresh+jwt", "id_token+jwt"}
+)
 #: payload markers that real IdPs put on ID and refresh tokens (Keycloak ``typ``, Cognito ``token_use``)
-_NEVER_ACCESS_CLAIM: Final = {"typ": frozenset({"id", "refresh", "offline", "logout"}),
-                              "token_use": frozenset({"id", "refresh"})}
+_NEVER_ACCESS_CLAIM: Final = {
+    "typ": frozenset({"id", "refresh", "offline", "logout"}),
+    "token_use": frozenset({"id", "refresh"}),
+}
 _CURVE_ORDER: Final = {
     "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
     "ES384": int(
@@ -45,17 +49,26 @@ _CURVE_ORDER: Final = {
     ),
     "ES512": int(
         "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
-        "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409", 16
+        "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+        16,
     ),
 }
 
 
-_ECDSA: Final = {"ES256": ECDSA(hashes.SHA256()), "ES384": ECDSA(hashes.SHA384()), "ES512": ECDSA(hashes.SHA512())}
+_ECDSA: Final = {
+    "ES256": ECDSA(hashes.SHA256()),
+    "ES384": ECDSA(hashes.SHA384()),
+    "ES512": ECDSA(hashes.SHA512()),
+}
 _RSA: Final = {
-    **{f"RS{n}": (rsa_padding.PKCS1v15(), h) for n, h in ((256, hashes.SHA256()), (384, hashes.SHA384()),
-                                                           (512, hashes.SHA512()))},
-    **{f"PS{n}": (rsa_padding.PSS(rsa_padding.MGF1(h), h.digest_size), h)
-       for n, h in ((256, hashes.SHA256()), (384, hashes.SHA384()), (512, hashes.SHA512()))},
+    **{
+        f"RS{n}": (rsa_padding.PKCS1v15(), h)
+        for n, h in ((256, hashes.SHA256()), (384, hashes.SHA384()), (512, hashes.SHA512()))
+    },
+    **{
+        f"PS{n}": (rsa_padding.PSS(rsa_padding.MGF1(h), h.digest_size), h)
+        for n, h in ((256, hashes.SHA256()), (384, hashes.SHA384()), (512, hashes.SHA512()))
+    },
 }
 _HMAC: Final = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 
@@ -144,7 +157,9 @@ def _ecdsa_der(signature: bytes, order: int) -> bytes:
     if not _ecdsa_in_range(signature, order):
         raise InvalidSignature
     size = len(signature) // 2
-    return encode_dss_signature(int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big"))
+    return encode_dss_signature(
+        int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+    )
 
 
 def _ecdsa_in_range(signature: bytes, order: int) -> bool:

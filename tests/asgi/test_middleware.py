@@ -251,6 +251,6 @@ async def test_scope_keys_are_set_for_the_app(auth: Authenticator, es256_key: Ke
         await http.get("/x", headers=auth_header(mint(es256_key, {"sub": "dave", "scope": "a b"}, now=clock.now)))
     identity = captured[IDENTITY_KEY]
     assert identity.subject == "dave" and identity.issuer == ISSUER
-    assert captured["user"].display_name == "dave" and captured["user"].identity is identity
+    assert captured["user"].display_name == "dave" and captured["user"].principal is identity and captured["user"].identity == "dave"
     assert sorted(captured["auth"].scopes) == ["a", "b"]
     assert json.dumps(sorted(identity.scopes)) == '["a", "b"]'
