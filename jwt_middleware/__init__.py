@@ -26,6 +26,7 @@ from .errors import (
 from .identity import Identity
 from .keys.sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
 from .request import RequestView
+from .wsgi import WSGIJWTMiddleware
 
 __all__ = [
     # errors
@@ -63,6 +64,7 @@ __all__ = [
     "StoreFull",
     "Unavailable",
     "UseDPoPNonce",
+    "WSGIJWTMiddleware",
 ]
 
 # A library logs but never configures logging: without a handler of the app's, stay silent.
