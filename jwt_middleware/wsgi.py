@@ -30,9 +30,9 @@ def request_from_environ(environ: WSGIEnvironment) -> RequestView:
         if key.startswith("HTTP_"):
             name = key[5:].replace("_", "-").lower()
             headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
-    for key, name in (("CONTENT_TYPE", b"content-type"), ("CONTENT_LENGTH", b"content-length")):
+    for key, header in (("CONTENT_TYPE", b"content-type"), ("CONTENT_LENGTH", b"content-length")):
         if environ.get(key):
-            headers.append((name, str(environ[key]).encode("latin-1")))
+            headers.append((header, str(environ[key]).encode("latin-1")))
     raw_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
     port = environ.get("SERVER_PORT")
     return RequestView(

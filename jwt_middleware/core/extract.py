@@ -97,6 +97,8 @@ class Extractor:
     def __init__(self, sources: tuple[TokenSource, ...], *, allow_query: bool = False) -> None:
         self._sources = sources
         self._allow_query = allow_query
+        #: the usual configuration (Authorization header only) takes a shorter path
+        self._header_only = sources == (HeaderSource(),)
 
     def extract(self, request: RequestView) -> Token | None:
         """The request's token, or None when it carries none.
@@ -104,7 +106,12 @@ class Extractor:
         :raises InvalidRequest: two different tokens, a malformed Authorization header, or a
             token in the query string while that is not allowed (RFC 6750 §2.3, §3.1)
         """
-        found: Token | None = None
+        if self._header_only:
+            found = _from_authorization(request)
+            if request.query_string and _query_names_token(request.query_string):
+                return self._query(request, found)
+            return found
+        found = None
         for source in self._sources:
             if isinstance(source, HeaderSource):
                 token = _from_authorization(request)
@@ -114,10 +121,13 @@ class Extractor:
                 continue
             found = _merge(found, token)
         if _query_names_token(request.query_string):
-            if not self._allow_query:
-                raise InvalidRequest("token_in_query", "Access tokens are not accepted in the URL")
-            found = _merge(found, _from_query(request))
+            return self._query(request, found)
         return found
+
+    def _query(self, request: RequestView, found: Token | None) -> Token | None:
+        if not self._allow_query:
+            raise InvalidRequest("token_in_query", "Access tokens are not accepted in the URL")
+        return _merge(found, _from_query(request))
 
 
 def _merge(found: Token | None, token: Token | None) -> Token | None:
