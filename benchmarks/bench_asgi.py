@@ -27,21 +27,21 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _harness import asgi_caller, best_us, best_us_async, http_scope  # noqa: E402
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature  # noqa: E402
-from joserfc import jwt as jose_jwt  # noqa: E402
-from joserfc.jwk import KeySet  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, SimpleUser  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
-from starlette.middleware.authentication import AuthenticationMiddleware  # noqa: E402
-from starlette.responses import PlainTextResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+from _harness import asgi_caller, best_us, best_us_async, http_scope
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet
+from starlette.applications import Starlette
+from starlette.authentication import AuthCredentials, AuthenticationBackend, AuthenticationError, SimpleUser
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
-from jwt_middleware import Authenticator, Config, Issuer, JWTMiddleware, SharedSecret, StaticKeys  # noqa: E402
-from jwt_middleware.testing import make_key, mint, public_jwks  # noqa: E402
+from jwt_middleware import Authenticator, Config, Issuer, JWTMiddleware, SharedSecret, StaticKeys
+from jwt_middleware.testing import make_key, mint, public_jwks
 
 ISS = "https://issuer.bench"
 UNIQUE_ROUNDS = 3
@@ -57,7 +57,11 @@ def starlette_app(**kwargs: Any) -> Starlette:
 
 
 def ours(alg: str, key: Any) -> JWTMiddleware:
-    keys: Any = SharedSecret(b64d(key.as_dict(private=True)["k"])) if alg.startswith("HS") else StaticKeys(public_jwks(key))
+    keys: Any = (
+        SharedSecret(b64d(key.as_dict(private=True)["k"]))
+        if alg.startswith("HS")
+        else StaticKeys(public_jwks(key))
+    )
     auth = Authenticator(Config(issuers=[Issuer(ISS, algorithms=(alg,), keys=keys)], audience=AUD))
     return JWTMiddleware(starlette_app(), auth)
 
@@ -132,8 +136,12 @@ def main() -> None:
 
     keys = {alg: make_key(alg) for alg in ("ES256", "RS256", "EdDSA", "HS256")}
     # Unique rows: every round gets its own tokens, so no round hits the verified-token cache.
-    tokens = {alg: [mint(keys[alg], issuer=ISS, audience=AUD, lifetime=3600) for _ in range(n_unique * UNIQUE_ROUNDS)]
-              for alg in keys}
+    tokens = {
+        alg: [
+            mint(keys[alg], issuer=ISS, audience=AUD, lifetime=3600) for _ in range(n_unique * UNIQUE_ROUNDS)
+        ]
+        for alg in keys
+    }
     es_key = keys["ES256"]
     results: dict[str, float] = {}
 
@@ -141,7 +149,9 @@ def main() -> None:
     results["bare"] = best_us_async(bare, n_repeat)
 
     repeat_token = tokens["ES256"][0]
-    repeated = asgi_caller(ours("ES256", es_key), http_scope("/me", [(b"authorization", f"Bearer {repeat_token}".encode())]))
+    repeated = asgi_caller(
+        ours("ES256", es_key), http_scope("/me", [(b"authorization", f"Bearer {repeat_token}".encode())])
+    )
     results["ours/repeat ES256"] = best_us_async(repeated, n_repeat)
     assert set(repeated.statuses) == {200}, set(repeated.statuses)  # type: ignore[attr-defined]
 
@@ -159,14 +169,21 @@ def main() -> None:
     for t in tokens["ES256"]:
         h, p, s = t.split(".")
         sig = b64d(s)
-        signed.append((f"{h}.{p}".encode(), encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))))
+        signed.append(
+            (
+                f"{h}.{p}".encode(),
+                encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
+            )
+        )
     results["floor/crypto ES256 verify"] = best_us(
         lambda i: public.verify(signed[i][1], signed[i][0], ECDSA(hashes.SHA256())), n_unique
     )
     floor = hand_floor(public)
     results["floor/hand ES256 verifier"] = best_us(lambda i: floor(tokens["ES256"][i]), n_unique)
     keyset = KeySet([es_key])
-    registry = jose_jwt.JWTClaimsRegistry(iss={"essential": True, "value": ISS}, aud={"essential": True, "value": AUD})
+    registry = jose_jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": ISS}, aud={"essential": True, "value": AUD}
+    )
 
     def jose(i: int) -> None:
         registry.validate(jose_jwt.decode(tokens["ES256"][i], keyset, algorithms=["ES256"]).claims)
@@ -191,13 +208,19 @@ def report(r: dict[str, float]) -> None:
     bare, floor = r["bare"], r["floor/hand ES256 verifier"]
     added = r["ours/unique ES256"] - bare
     print()
-    print(f"repeated token vs bare Starlette:             {r['ours/repeat ES256'] / bare:5.2f}x  (target <= 1.25x)")
+    print(
+        f"repeated token vs bare Starlette:             {r['ours/repeat ES256'] / bare:5.2f}x  (target <= 1.25x)"
+    )
     print(f"unique ES256 added cost vs hand floor:        {added / floor:5.2f}x  (target <= 1.25x)")
     print(f"joserfc.decode vs hand floor:                 {r['joserfc.decode ES256'] / floor:5.2f}x")
     pyjwt_added = r["starlette+pyjwt unique ES256"] - bare
     print(f"Starlette+PyJWT added cost / ours added cost: {pyjwt_added / added:5.2f}x  (target >= 1.5x)")
-    print(f"Starlette+PyJWT total / ours total (unique):  {r['starlette+pyjwt unique ES256'] / r['ours/unique ES256']:5.2f}x")
-    print(f"ours unique ES256 vs one raw ES256 verify:    {r['ours/unique ES256'] / r['floor/crypto ES256 verify']:5.2f}x")
+    print(
+        f"Starlette+PyJWT total / ours total (unique):  {r['starlette+pyjwt unique ES256'] / r['ours/unique ES256']:5.2f}x"
+    )
+    print(
+        f"ours unique ES256 vs one raw ES256 verify:    {r['ours/unique ES256'] / r['floor/crypto ES256 verify']:5.2f}x"
+    )
 
 
 if __name__ == "__main__":

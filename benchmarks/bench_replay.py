@@ -46,7 +46,11 @@ ROUNDS = 3
 
 def app_with(key: Any, store: Any = None, **config: Any) -> JWTMiddleware:
     auth = Authenticator(
-        Config(issuers=[Issuer(ISS, algorithms=("ES256",), keys=StaticKeys(public_jwks(key)))], audience=AUD, **config),
+        Config(
+            issuers=[Issuer(ISS, algorithms=("ES256",), keys=StaticKeys(public_jwks(key)))],
+            audience=AUD,
+            **config,
+        ),
         nonce_store=store,
     )
     return JWTMiddleware(Starlette(routes=[Route("/me", endpoint)]), auth)
@@ -90,24 +94,37 @@ def main() -> None:
     bound = mint(key, {"cnf": {"jkt": client.thumbprint()}}, issuer=ISS, audience=AUD, lifetime=3600)
     now = time.time()
     dpop_headers = [
-        [(b"authorization", f"DPoP {bound}".encode()), (b"host", b"127.0.0.1"),
-         (b"dpop", client.proof("GET", "https://127.0.0.1/me", bound, now).encode())]
+        [
+            (b"authorization", f"DPoP {bound}".encode()),
+            (b"host", b"127.0.0.1"),
+            (b"dpop", client.proof("GET", "https://127.0.0.1/me", bound, now).encode()),
+        ]
         for _ in range(n * ROUNDS)
     ]
-    r["dpop/memory repeated token, fresh proof"] = measure_unique(app_with(key, dpop=DPoPSettings()), dpop_headers)
+    r["dpop/memory repeated token, fresh proof"] = measure_unique(
+        app_with(key, dpop=DPoPSettings()), dpop_headers
+    )
 
-    one_time = [[(b"authorization", f"Bearer {mint(key, issuer=ISS, audience=AUD, lifetime=3600)}".encode())]
-                for _ in range(n * ROUNDS)]
+    one_time = [
+        [(b"authorization", f"Bearer {mint(key, issuer=ISS, audience=AUD, lifetime=3600)}".encode())]
+        for _ in range(n * ROUNDS)
+    ]
     rules = (Rule("/me", one_time=True),)
-    r["one-time/memory unique tokens"] = measure_unique(app_with(key, MemoryNonceStore(), rules=rules), one_time)
-    verified_only = [[(b"authorization", f"Bearer {mint(key, issuer=ISS, audience=AUD, lifetime=3600)}".encode())]
-                     for _ in range(n * ROUNDS)]
+    r["one-time/memory unique tokens"] = measure_unique(
+        app_with(key, MemoryNonceStore(), rules=rules), one_time
+    )
+    verified_only = [
+        [(b"authorization", f"Bearer {mint(key, issuer=ISS, audience=AUD, lifetime=3600)}".encode())]
+        for _ in range(n * ROUNDS)
+    ]
     r["bearer unique tokens (no replay check)"] = measure_unique(app_with(key), verified_only)
 
     server = RedisServer().start()
     try:
-        one_time_r = [[(b"authorization", f"Bearer {mint(key, issuer=ISS, audience=AUD, lifetime=3600)}".encode())]
-                      for _ in range(n * ROUNDS)]
+        one_time_r = [
+            [(b"authorization", f"Bearer {mint(key, issuer=ISS, audience=AUD, lifetime=3600)}".encode())]
+            for _ in range(n * ROUNDS)
+        ]
         store = AsyncRedisNonceStore(aioredis.Redis(port=server.port), prefix="bench:")
         sync_client = redis.Redis(port=server.port)
         before = _set_calls(sync_client)
@@ -118,7 +135,9 @@ def main() -> None:
         mem = MemoryNonceStore()
         r["consume/memory"] = best_us(lambda i: mem.consume(f"k{i}", now + 600), 20000, rounds=3)
         sync_store = RedisNonceStore(sync_client, prefix="bench2:")
-        r["consume/redis sync (1 round trip)"] = best_us(lambda i: sync_store.consume(f"s{i}{time.time()}", now + 600), 2000, rounds=3)
+        r["consume/redis sync (1 round trip)"] = best_us(
+            lambda i: sync_store.consume(f"s{i}{time.time()}", now + 600), 2000, rounds=3
+        )
     finally:
         server.remove()
 
@@ -152,15 +171,25 @@ def report(r: dict[str, float]) -> None:
         print(f"{name:<{width}}  {value:9.2f}{unit}")
     floor = r["floor/hand ES256 verifier"]
     print()
-    print(f"DPoP request (memory) vs hand floor of one ES256 token: {r['dpop/memory repeated token, fresh proof'] / floor:5.2f}x"
-          "  (target <= 2.3x)")
-    print(f"DPoP request (memory) vs two raw ES256 verifies:       "
-          f"{r['dpop/memory repeated token, fresh proof'] / r['floor/2x raw ES256 verify']:5.2f}x")
+    print(
+        f"DPoP request (memory) vs hand floor of one ES256 token: {r['dpop/memory repeated token, fresh proof'] / floor:5.2f}x"
+        "  (target <= 2.3x)"
+    )
+    print(
+        f"DPoP request (memory) vs two raw ES256 verifies:       "
+        f"{r['dpop/memory repeated token, fresh proof'] / r['floor/2x raw ES256 verify']:5.2f}x"
+    )
     base = r["bearer unique tokens (no replay check)"]
-    print(f"one-time check added, memory store: {r['one-time/memory unique tokens'] - base:7.2f} µs per request")
-    print(f"one-time check added, redis store:  {r['one-time/redis unique tokens'] - base:7.2f} µs per request"
-          f"  ({r['redis SET calls per one-time request']:.2f} round trips per request; target 1)")
-    print(f"memory per 1M remembered nonces (memory store): {r['memory store bytes per nonce'] * 1e6 / 2**20:7.1f} MiB")
+    print(
+        f"one-time check added, memory store: {r['one-time/memory unique tokens'] - base:7.2f} µs per request"
+    )
+    print(
+        f"one-time check added, redis store:  {r['one-time/redis unique tokens'] - base:7.2f} µs per request"
+        f"  ({r['redis SET calls per one-time request']:.2f} round trips per request; target 1)"
+    )
+    print(
+        f"memory per 1M remembered nonces (memory store): {r['memory store bytes per nonce'] * 1e6 / 2**20:7.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

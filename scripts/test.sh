@@ -28,6 +28,6 @@ PY=${PYTHON:-python3}
 # The interop tests run a real OpenID provider (npm oidc-provider) when node is present.
 if [ -x scripts/install-interop.sh ]; then scripts/install-interop.sh || echo "interop install failed; those tests will skip"; fi
 
-echo "== ruff"; .venv/bin/ruff check jwt_middleware tests benchmarks examples
+echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -17,14 +17,25 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from jwt_middleware import Authenticator, Config, CookieSource, HeaderSource, Issuer, JWTMiddleware, Rule, StaticKeys
+from jwt_middleware import (
+    Authenticator,
+    Config,
+    CookieSource,
+    HeaderSource,
+    Issuer,
+    JWTMiddleware,
+    Rule,
+    StaticKeys,
+)
 from jwt_middleware.testing import FakeClock, make_key, mint, public_jwks
 
 from ..support.uvicorn_server import serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (pip) drives Debian's chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (scripts/test.sh installs it)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian chromium is not installed (scripts/test.sh installs it)"
+)
 COOKIE = "__Host-access_token"
 ISSUER = "https://issuer.test"
 
@@ -45,13 +56,15 @@ def build_app(key: Key, clock: FakeClock) -> JWTMiddleware:
         return response
 
     app = Starlette(routes=[Route("/login", login), Route("/me", me), Route("/logout", logout)])
-    auth = Authenticator(Config(
-        issuers=[Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(key)))],
-        audience="api",
-        sources=(CookieSource(COOKIE), HeaderSource()),
-        rules=(Rule("/login", access="public"), Rule("/logout", access="public")),
-        clock=clock,
-    ))
+    auth = Authenticator(
+        Config(
+            issuers=[Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(key)))],
+            audience="api",
+            sources=(CookieSource(COOKIE), HeaderSource()),
+            rules=(Rule("/login", access="public"), Rule("/logout", access="public")),
+            clock=clock,
+        )
+    )
     return JWTMiddleware(app, auth)
 
 
@@ -65,7 +78,9 @@ def https_port() -> Iterator[int]:
         cert.private_key_pem.write_to_path(str(keyfile))
         key = make_key("ES256")
         app = build_app(key, FakeClock())
-        with serve(app, ssl_certfile=str(certfile), ssl_keyfile=str(keyfile), ssl_cert_reqs=ssl.CERT_NONE) as port:
+        with serve(
+            app, ssl_certfile=str(certfile), ssl_keyfile=str(keyfile), ssl_cert_reqs=ssl.CERT_NONE
+        ) as port:
             yield port
 
 
@@ -75,14 +90,23 @@ def browser() -> Iterator[object]:
         instance = p.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-quic",
+            ],
         )
         yield instance
         instance.close()
 
 
-def test_httponly_host_cookie_authenticates_and_is_invisible_to_javascript(https_port: int, browser: object) -> None:
+def test_httponly_host_cookie_authenticates_and_is_invisible_to_javascript(
+    https_port: int, browser: object
+) -> None:
     base = f"https://localhost:{https_port}"
     context = browser.new_context(ignore_https_errors=True)  # type: ignore[attr-defined]
     page = context.new_page()
@@ -105,8 +129,6 @@ def test_cookie_token_conflicting_with_header_token_is_refused(https_port: int, 
     context = browser.new_context(ignore_https_errors=True)  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{base}/login")
-    status = page.evaluate(
-        "fetch('/me', {headers: {Authorization: 'Bearer a.b.c'}}).then(r => r.status)"
-    )
+    status = page.evaluate("fetch('/me', {headers: {Authorization: 'Bearer a.b.c'}}).then(r => r.status)")
     assert status == 400  # two different tokens in one request (RFC 6750 §3.1 invalid_request)
     context.close()
