@@ -169,9 +169,9 @@ def finish(request: RequestView, pending: Pending, ctx: Context, now: float, tra
     """The rest of :func:`authenticate`: verify, sender constraint, rule checks, one-time use."""
     rule, token, identity = pending
     if identity is None:
-        generation = ctx.keys.generation
-        identity = yield from _verify(token, ctx, now, trace)
-        ctx.verified.put(token.value, identity, _valid_until(identity, ctx), generation)
+        identity, generation = yield from _verify(token, ctx, now, trace)
+        until = min(_valid_until(identity, ctx), ctx.keys.verified_until(identity.issuer))
+        ctx.verified.put(token.value, identity, until, generation)
     trace.identity = identity
     if _needs_sender_check(token, identity, rule):
         yield from check_sender(request, token, identity, rule, ctx.sender, now, fail_open=ctx.fail_open)
@@ -196,7 +196,15 @@ def _check_rule(identity: Identity, rule: Rule, now: float) -> None:
         raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
 
 
-def _verify(token: Token, ctx: Context, now: float, trace: Trace) -> Generator[Effect, object, Identity]:
+def _verify(
+    token: Token, ctx: Context, now: float, trace: Trace
+) -> Generator[Effect, object, tuple[Identity, int]]:
+    """Verify a token; also return the key-set generation its key came from.
+
+    Why read the generation after the key lookup: a cold or kid-miss fetch inside this flow
+    changes it, and an entry stored under the earlier value would never be reused; a change
+    after this point (another request's fetch) makes the entry stale, as it should.
+    """
     try:
         parsed = parse_token(token.value, ctx.max_token_bytes)
     except InvalidToken:
@@ -209,9 +217,10 @@ def _verify(token: Token, ctx: Context, now: float, trace: Trace) -> Generator[E
     trace.issuer = issuer.issuer
     alg, kid = check_header(parsed.header, parsed.claims, issuer)
     key = yield from _key(ctx.keys, issuer.issuer, kid, alg, now)
+    generation = ctx.keys.generation
     check_signature(parsed, key)
     check_claims(parsed.claims, ctx.policies[issuer.issuer], now)
-    return identity_from_claims(parsed.claims, issuer.issuer)
+    return identity_from_claims(parsed.claims, issuer.issuer), generation
 
 
 def _key(

@@ -187,6 +187,13 @@ class KeyCache:
             raise InvalidToken("unknown_kid", "No trusted key matches the token")
         return key
 
+    def verified_until(self, issuer: str) -> float:
+        """How long a verification with this issuer's current set may be reused without asking
+        the cache again: until the set's refresh-ahead window opens, so a retired key stops
+        verifying cached tokens once the set is refreshed, even with no other traffic."""
+        state = self._state[issuer]
+        return math.inf if state.static else state.expires_at - self.policy.refresh_ahead
+
     def attempts(self, issuer: str) -> int:
         """How many fetches have ended (ok or failed); single-flight compares it before fetching."""
         return self._state[issuer].attempts

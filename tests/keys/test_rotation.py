@@ -131,3 +131,31 @@ async def test_require_kid_refuses_a_kidless_token_end_to_end(
     with pytest.raises(InvalidToken) as caught:
         await decide(strict, bearer(token_for(jwks_server, key, clock, kid=False)))
     assert caught.value.reason == "kid_required"
+
+
+async def test_cached_token_whose_key_was_retired_is_refused_without_other_traffic(
+    decide: Decide, jwks_server: JWKSServer, key_policy: KeyPolicy, clock: FakeClock
+) -> None:
+    """Only this token is sent: its cache entry must still lapse with the key set's freshness."""
+    key = make_key("ES256", kid="only")
+    behaviour = jwks_server.behaviour
+    behaviour.jwks = public_jwks(key)
+    auth = remote_auth(jwks_server, key_policy, clock)
+    token = token_for(jwks_server, key, clock)
+    assert await decide(auth, bearer(token))
+    behaviour.jwks = public_jwks(make_key("ES256", kid="successor"))  # the key is retired
+    clock.advance(300)  # the set (max-age=300) reaches expiry; no other request came in between
+    with pytest.raises(InvalidToken):
+        await decide(auth, bearer(token))
+    assert behaviour.hits() == 2
+
+
+async def test_token_verified_during_the_cold_fetch_is_served_from_the_cache_next_time(
+    jwks_server: JWKSServer, key_policy: KeyPolicy, clock: FakeClock
+) -> None:
+    key = make_key("ES256", kid="k")
+    jwks_server.behaviour.jwks = public_jwks(key)
+    auth = remote_auth(jwks_server, key_policy, clock)
+    token = token_for(jwks_server, key, clock)
+    first = await auth.aauthenticate(bearer(token))  # fetches the set, then verifies
+    assert await auth.aauthenticate(bearer(token)) is first  # the cached Identity, not a re-verification
