@@ -39,6 +39,7 @@ from ..keys.cache import PinnedKey
 from ..request import RequestView
 from .gate import ParsedToken, parse_token
 from .request_url import normalize_url
+from .verified import put_bounded
 from .verify import check_signature, normalize_typ
 
 __all__ = [
@@ -188,13 +189,7 @@ class ProofKeyCache:
         return self._entries.get((header_segment, policy.algorithms))
 
     def put(self, header_segment: str, policy: DPoPPolicy, key: PinnedKey) -> None:
-        entries = self._entries
-        while len(entries) >= self._maxsize:
-            try:
-                del entries[next(iter(entries))]
-            except (StopIteration, KeyError, RuntimeError):  # another thread got there first
-                break
-        entries[(header_segment, policy.algorithms)] = key
+        put_bounded(self._entries, (header_segment, policy.algorithms), key, self._maxsize)
 
 
 def check_proof(

@@ -10,9 +10,28 @@ Failures are never cached.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from ..identity import Identity
 
-__all__ = ["VerifiedCache"]
+__all__ = ["VerifiedCache", "put_bounded"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def put_bounded(entries: dict[K, V], key: K, value: V, maxsize: int) -> None:
+    """Insert into a dict used as a bounded cache, dropping the oldest entries first.
+
+    Only for caches whose eviction costs a recomputation, never correctness. Safe enough under
+    threads: a concurrent delete of the same oldest entry is tolerated.
+    """
+    while len(entries) >= maxsize:
+        try:
+            del entries[next(iter(entries))]
+        except (StopIteration, KeyError, RuntimeError):  # another thread got there first
+            break
+    entries[key] = value
 
 
 class VerifiedCache:
@@ -33,15 +52,8 @@ class VerifiedCache:
         return None
 
     def put(self, token: str, identity: Identity, until: float, generation: int) -> None:
-        if self._maxsize == 0:
-            return
-        entries = self._entries
-        while len(entries) >= self._maxsize:
-            try:
-                del entries[next(iter(entries))]
-            except (StopIteration, KeyError, RuntimeError):  # another thread got there first
-                break
-        entries[token] = (identity, until, generation)
+        if self._maxsize:
+            put_bounded(self._entries, token, (identity, until, generation), self._maxsize)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.authentication import requires
 from starlette.requests import Request
@@ -20,6 +17,8 @@ from starlette.websockets import WebSocket
 
 from jwt_middleware import Authenticator, JWTMiddleware
 from jwt_middleware.asgi import IDENTITY_KEY
+
+from ..support.uvicorn_server import serve as _serve
 
 
 @dataclass
@@ -93,22 +92,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve(app: Any, **options: Any) -> Iterator[int]:
-    """A real uvicorn on 127.0.0.1 in a thread; yields the port, stops with bounded waits."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
+    """A real uvicorn on 127.0.0.1 (tests/support/uvicorn_server.py), with the lifespan on."""
     options.setdefault("lifespan", "on")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
+    with _serve(app, **options) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
