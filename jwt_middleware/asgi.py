@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from starlette.authentication import AuthCredentials
+
 from ._types import ASGIApp, Receive, Scope, Send
 from .authenticator import Authenticator
+from .core.verified import put_bounded
 from .errors import Refusal
+from .identity import Identity
 from .request import RequestView
-from .starlette_user import anonymous, starlette_pair
+from .starlette_user import JWTUser, anonymous, starlette_pair
 
 __all__ = ["JWTMiddleware"]
 
 #: namespaced scope key holding the Identity (None for anonymous access)
 IDENTITY_KEY = "jwt_middleware.identity"
+_USERS_CACHED = 4096
 
 
 class JWTMiddleware:
@@ -26,6 +31,7 @@ class JWTMiddleware:
         authenticator.check_driver("asgi")
         self.app = app
         self.authenticator = authenticator
+        self._users: dict[int, tuple[Identity, JWTUser, AuthCredentials]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -33,7 +39,7 @@ class JWTMiddleware:
             return
         request = RequestView.from_asgi(scope)
         if scope["type"] == "websocket":
-            request.method = "GET"
+            request.method = "GET"  # a WebSocket handshake is a GET (RFC 6455 §4.1)
         try:
             identity = await self.authenticator.aauthenticate(request)
         except Refusal as refusal:
@@ -42,9 +48,22 @@ class JWTMiddleware:
         if identity is None:
             scope["user"], scope["auth"] = anonymous()
         else:
-            scope["user"], scope["auth"] = starlette_pair(identity)
+            scope["user"], scope["auth"] = self._user_of(identity)
         scope[IDENTITY_KEY] = identity
         await self.app(scope, receive, send)
+
+    def _user_of(self, identity: Identity) -> tuple[JWTUser, AuthCredentials]:
+        """Starlette's user and credentials, built once per cached Identity.
+
+        Why: a repeated token yields the same Identity object from the verified-token cache;
+        rebuilding these two objects cost more than the cache lookup. They are shared between
+        the requests of one token, so treat ``request.auth.scopes`` as read-only.
+        """
+        entry = self._users.get(id(identity))
+        if entry is None or entry[0] is not identity:
+            entry = (identity, *starlette_pair(identity))
+            put_bounded(self._users, id(identity), entry, _USERS_CACHED)
+        return entry[1], entry[2]
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         status, headers, body = self.authenticator.render(refusal)

@@ -17,7 +17,7 @@ class RequestView:
     decoded (latin-1, as HTTP/1.1 defines) only when a check asks for them.
     """
 
-    __slots__ = ("client_ip", "headers", "method", "path", "query_string", "scheme", "server")
+    __slots__ = ("_server", "client_ip", "headers", "method", "path", "query_string", "scheme")
 
     def __init__(
         self,
@@ -36,7 +36,7 @@ class RequestView:
         self.scheme = scheme
         self.query_string = query_string
         self.client_ip = client_ip
-        self.server = server
+        self._server: str | tuple[str, int | None] | None = server
 
     @classmethod
     def from_asgi(cls, scope: Scope) -> RequestView:
@@ -48,8 +48,14 @@ class RequestView:
         view.scheme = scope.get("scheme", "http")
         view.query_string = scope.get("query_string", b"")
         view.client_ip = client[0] if client else None
-        view.server = _server_name(scope.get("server"))
+        view._server = scope.get("server")  # formatted only when read (DPoP htu fallback)
         return view
+
+    @property
+    def server(self) -> str | None:
+        """``host:port`` the request reached (ASGI ``server``, WSGI SERVER_NAME/PORT)."""
+        server = self._server
+        return server if server is None or isinstance(server, str) else _server_name(server)
 
     def header_values(self, name: bytes) -> list[str]:
         """Every value of one header (name in lower case), decoded as latin-1."""

@@ -44,7 +44,16 @@ def _from_authorization(request: RequestView) -> Token | None:
     credentials = credentials.lstrip(" ")
     if not credentials or " " in credentials:
         raise InvalidRequest("malformed_authorization", "The Authorization header is malformed")
-    return Token(credentials, scheme)  # type: ignore[arg-type]
+    return _token(credentials, scheme)
+
+
+def _token(value: str, scheme: str) -> Token:
+    # Why not Token(...): NamedTuple's generated __new__ is Python code; this is the C one,
+    # on the path of every request.
+    return _TUPLE_NEW(Token, (value, scheme))
+
+
+_TUPLE_NEW: Final = tuple.__new__
 
 
 def check_credentials_syntax(token: Token) -> None:
