@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.authentication import AuthCredentials
 
 from ._types import ASGIApp, Receive, Scope, Send
-from .authenticator import Authenticator
+from .authenticator import Authenticator, Resume
 from .core.verified import put_bounded
 from .errors import Refusal
 from .identity import Identity
@@ -41,7 +41,8 @@ class JWTMiddleware:
         if scope["type"] == "websocket":
             request.method = "GET"  # a WebSocket handshake is a GET (RFC 6455 §4.1)
         try:
-            identity = await self.authenticator.aauthenticate(request)
+            step = self.authenticator.begin(request)
+            identity = await self.authenticator.aresume(step) if isinstance(step, Resume) else step
         except Refusal as refusal:
             await self._refuse(scope, receive, send, refusal)
             return

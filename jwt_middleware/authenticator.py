@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import traceback
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 from ._drive import drive_async, drive_sync
 from .audit import fingerprint, record_decision
@@ -20,9 +20,16 @@ from .keys.loader import KeyLoader
 from .request import RequestView
 from .stores import AsyncNonceStore, NonceStore
 
-__all__ = ["Authenticator"]
+__all__ = ["Authenticator", "Resume"]
 
 logger = logging.getLogger("jwt_middleware")
+
+
+class Resume(NamedTuple):
+    """A decision that needs effects (a fetch, a store): finish it with resume/aresume."""
+
+    flow: Flow
+    trace: Trace
 
 
 class Authenticator:
@@ -72,8 +79,12 @@ class Authenticator:
         """The sans-I/O decision for ``request``; step it yourself or use a driver below."""
         return authenticate(request, self._ctx, self._clock(), trace or Trace())
 
-    def authenticate(self, request: RequestView) -> Identity | None:
-        """Decide synchronously (WSGI, CLI). None: anonymous access the rule allows.
+    def begin(self, request: RequestView) -> Identity | Resume | None:
+        """Decide without I/O when possible: the Identity (None: anonymous access the rule
+        allows), or a :class:`Resume` to finish with :meth:`resume` / :meth:`aresume`.
+
+        Why a split: a cached token needs no effect, so an adapter answers it without
+        creating a coroutine or a generator (the hot path).
 
         :raises Refusal: the answer to send; never any other exception
         """
@@ -81,35 +92,52 @@ class Authenticator:
         try:
             now = self._clock()
             step = prepare(request, self._ctx, now, trace)
-            if isinstance(step, Pending):
-                identity = drive_sync(finish(request, step, self._ctx, now, trace), self._answer_sync)
-            else:
-                identity = step
         except Refusal as refusal:
             record_decision(trace, refusal)
             raise
         except Exception as exc:
             raise self._internal(trace, exc) from None
+        if isinstance(step, Pending):
+            return Resume(finish(request, step, self._ctx, now, trace), trace)
         record_decision(trace, None)
+        return step
+
+    def resume(self, pending: Resume) -> Identity | None:
+        """Finish a :meth:`begin` synchronously (WSGI, CLI)."""
+        try:
+            identity = drive_sync(pending.flow, self._answer_sync)
+        except Refusal as refusal:
+            record_decision(pending.trace, refusal)
+            raise
+        except Exception as exc:
+            raise self._internal(pending.trace, exc) from None
+        record_decision(pending.trace, None)
         return identity  # type: ignore[return-value]
+
+    async def aresume(self, pending: Resume) -> Identity | None:
+        """Finish a :meth:`begin` with await (ASGI)."""
+        try:
+            identity = await drive_async(pending.flow, self._answer_async)
+        except Refusal as refusal:
+            record_decision(pending.trace, refusal)
+            raise
+        except Exception as exc:
+            raise self._internal(pending.trace, exc) from None
+        record_decision(pending.trace, None)
+        return identity  # type: ignore[return-value]
+
+    def authenticate(self, request: RequestView) -> Identity | None:
+        """Decide synchronously (WSGI, CLI). None: anonymous access the rule allows.
+
+        :raises Refusal: the answer to send; never any other exception
+        """
+        step = self.begin(request)
+        return self.resume(step) if isinstance(step, Resume) else step
 
     async def aauthenticate(self, request: RequestView) -> Identity | None:
         """The async twin of :meth:`authenticate` (ASGI)."""
-        trace = Trace()
-        try:
-            now = self._clock()
-            step = prepare(request, self._ctx, now, trace)  # the hot path ends here: no generator
-            if isinstance(step, Pending):
-                identity = await drive_async(finish(request, step, self._ctx, now, trace), self._answer_async)
-            else:
-                identity = step
-        except Refusal as refusal:
-            record_decision(trace, refusal)
-            raise
-        except Exception as exc:
-            raise self._internal(trace, exc) from None
-        record_decision(trace, None)
-        return identity  # type: ignore[return-value]
+        step = self.begin(request)
+        return await self.aresume(step) if isinstance(step, Resume) else step
 
     def render(self, refusal: Refusal) -> Answer:
         """Status, headers and body for a refusal (RFC 6750 §3)."""

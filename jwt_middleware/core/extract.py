@@ -29,22 +29,25 @@ class Token(NamedTuple):
 
 
 def _from_authorization(request: RequestView) -> Token | None:
-    value: str | None = None
+    value: bytes | None = None
     for name, raw in request.headers:
         if name == b"authorization":
             if value is not None:
                 raise InvalidRequest("multiple_authorization_headers", "Send one Authorization header")
-            value = raw.decode("latin-1")
+            value = raw
     if value is None:
         return None
-    scheme, _, credentials = value.partition(" ")
-    scheme = scheme.lower()
-    if scheme not in ("bearer", "dpop"):
-        return None  # another scheme (Basic, ...) is not ours to judge
+    if value[:7] == b"Bearer ":  # the usual spelling, decided without decoding the scheme
+        scheme, credentials = "bearer", value[7:].decode("latin-1")
+    else:
+        name_, _, credentials = value.decode("latin-1").partition(" ")
+        scheme = name_.lower()
+        if scheme not in ("bearer", "dpop"):
+            return None  # another scheme (Basic, ...) is not ours to judge
     credentials = credentials.lstrip(" ")
     if not credentials or " " in credentials:
         raise InvalidRequest("malformed_authorization", "The Authorization header is malformed")
-    return _token(credentials, scheme)
+    return _TUPLE_NEW(Token, (credentials, scheme))
 
 
 def _token(value: str, scheme: str) -> Token:

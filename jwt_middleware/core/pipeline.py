@@ -158,10 +158,13 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
     if token.scheme == "dpop" and ctx.sender is None:
         raise InvalidRequest("dpop_not_enabled", "DPoP-bound tokens are not accepted here")
     identity = ctx.verified.get(token.value, now, ctx.keys.generation)
-    if identity is None or rule.one_time or _needs_sender_check(token, identity, rule):
+    # Inlined _needs_sender_check: this line runs for every request.
+    if (identity is None or rule.one_time or token.scheme == "dpop" or identity.binding is not None
+            or rule.dpop == "required"):
         return Pending(rule, token, identity)
     trace.identity = identity
-    _check_rule(identity, rule, now)
+    if rule.scopes or rule.iat_window is not None:
+        _check_rule(identity, rule, now)
     return identity
 
 
