@@ -1,0 +1,23 @@
+"""Litestar behind JWTMiddleware. Run: ``uvicorn examples.litestar_app:app``"""
+
+from typing import Any
+
+from litestar import Litestar, Request, get
+
+from jwt_middleware.integrations.litestar import identity, wrap
+
+from ._shared import authenticator
+
+
+@get("/")
+async def home() -> dict[str, Any]:
+    return {"hello": "anyone"}
+
+
+@get(["/me", "/admin"])
+async def me(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    caller = identity(request)
+    return {"sub": caller.subject if caller else None, "scopes": sorted(caller.scopes) if caller else []}
+
+
+app = wrap(Litestar(route_handlers=[home, me]), authenticator())

@@ -1,0 +1,92 @@
+"""Django: a middleware for ``settings.MIDDLEWARE``, sync and async, ``request.user``-compatible.
+
+``settings.JWT_MIDDLEWARE_AUTHENTICATOR`` names the Authenticator (an object or a dotted path).
+Refused requests get the same status, ``WWW-Authenticate`` and body as the ASGI/WSGI adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
+
+from ..authenticator import Authenticator
+from ..errors import Refusal
+from ..identity import Identity
+from ..wsgi import request_from_environ
+
+__all__ = ["JWTAuthenticationMiddleware", "JWTUser"]
+
+
+class JWTUser:
+    """``request.user`` for a verified token (duck-types Django's user for auth checks)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, principal: Identity) -> None:
+        self.principal = principal
+        self.username = principal.subject or ""
+        self.pk = self.id = principal.subject
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return perm in self.principal.scopes
+
+    def __str__(self) -> str:
+        return self.username
+
+
+def _authenticator() -> Authenticator:
+    value = settings.JWT_MIDDLEWARE_AUTHENTICATOR
+    return import_string(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+
+class JWTAuthenticationMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.authenticator = _authenticator()
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._async:
+            return self.__acall__(request)
+        try:
+            identity = self.authenticator.authenticate(request_from_environ(request.META))
+        except Refusal as refusal:
+            return self._refuse(refusal)
+        self._attach(request, identity)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            identity = await self.authenticator.aauthenticate(request_from_environ(request.META))
+        except Refusal as refusal:
+            return self._refuse(refusal)
+        self._attach(request, identity)
+        response: Awaitable[HttpResponse] = self.get_response(request)
+        return await response
+
+    def _attach(self, request: HttpRequest, identity: Identity | None) -> None:
+        request.user = JWTUser(identity) if identity is not None else AnonymousUser()
+        request.jwt_identity = identity
+
+    def _refuse(self, refusal: Refusal) -> HttpResponse:
+        status, headers, body = self.authenticator.render(refusal)
+        response = HttpResponse(body, status=status)
+        for name, value in headers:
+            if name != "content-length":
+                response.headers[name] = value
+        return response
