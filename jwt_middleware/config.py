@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import ssl
 import time
@@ -44,6 +45,14 @@ def _tuple(obj: object, name: str) -> None:
         object.__setattr__(obj, name, tuple(value))
     elif isinstance(value, tuple) and getattr(obj, name) is not value:
         object.__setattr__(obj, name, value)
+
+
+def _finite(obj: object, *names: str) -> None:
+    """Refuse NaN and infinity: every comparison with NaN is False, so it would turn checks off."""
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+            raise ConfigError(f"{type(obj).__name__}.{name}: must be a finite number of seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,7 @@ class Rule:
             )
         if self.scopes and self.access == "public":
             raise ConfigError("Rule.scopes: a public rule checks no token, so it cannot require scopes")
+        _finite(self, "iat_window")
         if self.iat_window is not None and self.iat_window <= 0:
             raise ConfigError("Rule.iat_window: must be positive seconds, or None")
         if self.dpop not in ("allowed", "required"):
@@ -197,6 +207,13 @@ class KeyPolicy:
     tls: ssl.SSLContext | str | bool = True
 
     def __post_init__(self) -> None:
+        _finite(self, "default_ttl", "min_ttl", "max_ttl", "refresh_ahead", "kid_miss_cooldown",
+                "stale_if_error", "failure_backoff", "fetch_timeout")
+        if isinstance(self.tls, str):
+            try:
+                ssl.create_default_context(cafile=self.tls)
+            except (OSError, ssl.SSLError):
+                raise ConfigError(f"KeyPolicy.tls: cannot load CA certificates from {self.tls!r}") from None
         if not 0 < self.min_ttl <= self.default_ttl <= self.max_ttl:
             raise ConfigError("KeyPolicy: need 0 < min_ttl <= default_ttl <= max_ttl")
         if self.refresh_ahead < 0 or self.refresh_ahead >= self.min_ttl:
@@ -233,6 +250,7 @@ class DPoPSettings:
         return f"DPoPSettings(algorithms={self.algorithms!r}, nonces={self.nonce_secret is not None})"
 
     def __post_init__(self) -> None:
+        _finite(self, "iat_window", "leeway", "nonce_step")
         _tuple(self, "algorithms")
         bad = [a for a in self.algorithms if a in HMAC_ALGORITHMS or a.lower() == "none"]
         if bad or not self.algorithms or not set(self.algorithms) <= ASYMMETRIC_ALGORITHMS:
@@ -307,6 +325,7 @@ class Config:
                 )
         if not self.sources:
             raise ConfigError("Config.sources: list HeaderSource() and/or CookieSource(...)")
+        _finite(self, "leeway", "max_age", "max_lifetime")
         if self.leeway < 0 or self.leeway > 300:
             raise ConfigError("Config.leeway: use 0..300 seconds (RFC 8725 suggests a few minutes at most)")
         if self.max_token_bytes < 256:

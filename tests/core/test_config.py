@@ -227,3 +227,30 @@ def test_rejects_rule_scopes_that_are_not_single_scope_tokens(scopes: Any) -> No
 
 def test_rule_scopes_accept_scope_tokens() -> None:
     assert Rule("/x", scopes=("read", "write:all", "https://api.example/admin")).scopes[1] == "write:all"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("option", ["leeway", "max_age", "max_lifetime"])
+def test_non_finite_durations_are_refused_because_nan_would_turn_checks_off(option: str, value: float) -> None:
+    from jwt_middleware import Config, ConfigError, Issuer, StaticKeys
+    from jwt_middleware.testing import make_key, public_jwks
+
+    issuer = Issuer("https://issuer.test", algorithms=("ES256",), keys=StaticKeys(public_jwks(make_key())))
+    with pytest.raises(ConfigError, match=option):
+        Config(issuers=[issuer], audience="api", **{option: value})
+
+
+def test_nan_in_key_policy_and_rule_is_refused() -> None:
+    from jwt_middleware import ConfigError, KeyPolicy, Rule
+
+    with pytest.raises(ConfigError, match="stale_if_error"):
+        KeyPolicy(stale_if_error=float("nan"))
+    with pytest.raises(ConfigError, match="iat_window"):
+        Rule("/x", iat_window=float("nan"))
+
+
+def test_missing_ca_bundle_is_refused_at_start_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from jwt_middleware import ConfigError, KeyPolicy
+
+    with pytest.raises(ConfigError, match=r"KeyPolicy\.tls"):
+        KeyPolicy(tls=str(tmp_path / "missing.pem"))
