@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal, NamedTuple, cast
 
 from ._drive import drive_async, drive_sync
@@ -104,27 +106,27 @@ class Authenticator:
 
     def resume(self, pending: Resume) -> Identity | None:
         """Finish a :meth:`begin` synchronously (WSGI, CLI)."""
-        try:
+        with self._audited(pending.trace):
             identity = drive_sync(pending.flow, self._answer_sync)
-        except Refusal as refusal:
-            record_decision(pending.trace, refusal)
-            raise
-        except Exception as exc:
-            raise self._internal(pending.trace, exc) from None
-        record_decision(pending.trace, None)
         return identity  # type: ignore[return-value]
 
     async def aresume(self, pending: Resume) -> Identity | None:
         """Finish a :meth:`begin` with await (ASGI)."""
-        try:
+        with self._audited(pending.trace):
             identity = await drive_async(pending.flow, self._answer_async)
+        return identity  # type: ignore[return-value]
+
+    @contextmanager
+    def _audited(self, trace: Trace) -> Iterator[None]:
+        """Record the decision; a refusal passes through, any other exception becomes 503."""
+        try:
+            yield
         except Refusal as refusal:
-            record_decision(pending.trace, refusal)
+            record_decision(trace, refusal)
             raise
         except Exception as exc:
-            raise self._internal(pending.trace, exc) from None
-        record_decision(pending.trace, None)
-        return identity  # type: ignore[return-value]
+            raise self._internal(trace, exc) from None
+        record_decision(trace, None)
 
     def authenticate(self, request: RequestView) -> Identity | None:
         """Decide synchronously (WSGI, CLI). None: anonymous access the rule allows.
