@@ -37,6 +37,9 @@ def _from_authorization(request: RequestView) -> Token | None:
             value = raw
     if value is None:
         return None
+    if b"," in value and _names_our_scheme(value):
+        # A WSGI server joins repeated headers with "," (RFC 9110 §5.3); no token holds one.
+        raise InvalidRequest("multiple_authorization_headers", "Send one Authorization header")
     if value[:7] == b"Bearer ":  # the usual spelling, decided without decoding the scheme
         scheme, credentials = "bearer", value[7:].decode("latin-1")
     else:
@@ -48,6 +51,10 @@ def _from_authorization(request: RequestView) -> Token | None:
     if not credentials or " " in credentials:
         raise InvalidRequest("malformed_authorization", "The Authorization header is malformed")
     return _TUPLE_NEW(Token, (credentials, scheme))
+
+
+def _names_our_scheme(value: bytes) -> bool:
+    return any(part.strip().split(b" ", 1)[0].lower() in (b"bearer", b"dpop") for part in value.split(b","))
 
 
 def _token(value: str, scheme: str) -> Token:

@@ -18,13 +18,17 @@ from django.utils.module_loading import import_string
 from ..authenticator import Authenticator
 from ..errors import Refusal
 from ..identity import Identity
+from ..request import RequestView
 from ..wsgi import request_from_environ
 
 __all__ = ["JWTAuthenticationMiddleware", "JWTUser"]
 
 
 class JWTUser:
-    """``request.user`` for a verified token (duck-types Django's user for auth checks)."""
+    """``request.user`` for a verified token (duck-types Django's user for auth checks).
+
+    ``identity`` (and ``username``, ``pk``) is the subject; ``principal`` the whole Identity.
+    """
 
     is_authenticated = True
     is_anonymous = False
@@ -34,7 +38,7 @@ class JWTUser:
 
     def __init__(self, principal: Identity) -> None:
         self.principal = principal
-        self.username = principal.subject or ""
+        self.identity = self.username = principal.subject or ""
         self.pk = self.id = principal.subject
 
     def has_perm(self, perm: str, obj: Any = None) -> bool:
@@ -47,6 +51,18 @@ class JWTUser:
 def _authenticator() -> Authenticator:
     value = settings.JWT_MIDDLEWARE_AUTHENTICATOR
     return import_string(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+
+def _view(request: HttpRequest) -> RequestView:
+    """Under ASGI, the very scope JWTMiddleware would read (raw repeated headers, UTF-8 path,
+    scheme). Under WSGI, ``request.META`` is the environ, except that Django has replaced its
+    PATH_INFO/SCRIPT_NAME with decoded text; ``request.path`` is that full decoded path."""
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict) and "headers" in scope:
+        return RequestView.from_asgi(scope)
+    view = request_from_environ({**request.META, "SCRIPT_NAME": "", "PATH_INFO": ""})
+    view.path = request.path or "/"
+    return view
 
 
 class JWTAuthenticationMiddleware:
@@ -64,7 +80,7 @@ class JWTAuthenticationMiddleware:
         if self._async:
             return self.__acall__(request)
         try:
-            identity = self.authenticator.authenticate(request_from_environ(request.META))
+            identity = self.authenticator.authenticate(_view(request))
         except Refusal as refusal:
             return self._refuse(refusal)
         self._attach(request, identity)
@@ -72,7 +88,7 @@ class JWTAuthenticationMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         try:
-            identity = await self.authenticator.aauthenticate(request_from_environ(request.META))
+            identity = await self.authenticator.aauthenticate(_view(request))
         except Refusal as refusal:
             return self._refuse(refusal)
         self._attach(request, identity)
@@ -87,6 +103,10 @@ class JWTAuthenticationMiddleware:
         status, headers, body = self.authenticator.render(refusal)
         response = HttpResponse(body, status=status)
         for name, value in headers:
-            if name != "content-length":
-                response.headers[name] = value
+            if name == "content-length":
+                continue
+            # Django keeps one value per name: several challenges (Bearer, DPoP) become one
+            # comma-separated list, which RFC 9110 §11.6.1 makes equivalent.
+            previous = response.headers.get(name) if name == "www-authenticate" else None
+            response.headers[name] = f"{previous}, {value}" if previous else value
         return response

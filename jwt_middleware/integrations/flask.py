@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 
 from ..authenticator import Authenticator
 from ..errors import Refusal
@@ -33,7 +33,11 @@ def current_identity() -> Identity | None:
 
 
 def require_scopes(*scopes: str) -> Callable[[F], F]:
-    """Refuse the view with 401/403 and the middleware's challenge unless all ``scopes`` are granted."""
+    """Refuse the view with 401/403 and the middleware's challenge unless all ``scopes`` are granted.
+
+    The answer comes from the Authenticator :func:`install` registered (same realm, DPoP
+    challenge and body as the middleware's refusals).
+    """
 
     def decorate(view: F) -> F:
         @wraps(view)
@@ -41,7 +45,8 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
             try:
                 check_scopes(current_identity(), scopes)
             except Refusal as refusal:
-                status, headers, body = render(refusal)
+                authenticator = current_app.extensions.get("jwt_middleware")
+                status, headers, body = render(refusal, authenticator=authenticator)
                 return Response(body, status=status, headers=headers)
             return view(*args, **kwargs)
 

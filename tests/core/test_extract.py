@@ -196,3 +196,17 @@ def test_extractor_raises_invalid_request_directly() -> None:
     with pytest.raises(InvalidRequest):
         Extractor((HeaderSource(),)).extract(view)
     assert Extractor((HeaderSource(),)).extract(request()) is None
+
+
+def test_comma_joined_credentials_naming_bearer_are_two_credentials() -> None:
+    """WSGI servers join repeated Authorization headers with ',' (RFC 9110 §5.3)."""
+    from jwt_middleware import InvalidRequest, RequestView
+    from jwt_middleware.config import HeaderSource
+    from jwt_middleware.core.extract import Extractor
+
+    extractor = Extractor((HeaderSource(),))
+    for value in (b"Bearer a.b.c, Bearer a.b.c", b"Basic Zm9v, Bearer a.b.c", b"DPoP x,y"):
+        with pytest.raises(InvalidRequest) as caught:
+            extractor.extract(RequestView("GET", "/", [(b"authorization", value)]))
+        assert caught.value.reason == "multiple_authorization_headers"
+    assert extractor.extract(RequestView("GET", "/", [(b"authorization", b"Basic Zm9v, Negotiate abc")])) is None

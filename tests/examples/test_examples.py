@@ -104,3 +104,10 @@ def test_example_answers_valid_expired_forged_and_missing_tokens(server: str, ke
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == 'Bearer realm="api"'
     assert get("/admin", admin).status_code == 200
     assert get("/admin", valid).status_code == 403
+    # Two Authorization headers (a WSGI server joins them into one environ value): 400.
+    two = httpx.get(server + "/me", headers=[("authorization", f"Bearer {valid}"), ("authorization", f"Bearer {admin}")],
+                    timeout=10)
+    assert two.status_code == 400 and 'error="invalid_request"' in two.headers["www-authenticate"]
+    # A non-ASCII path reaches the decision (no 500), anonymous or not.
+    assert get("/caf%C3%A9/%E6%97%A5%E6%9C%AC").status_code == 401
+    assert get("/caf%C3%A9/%E6%97%A5%E6%9C%AC", valid).status_code == 404

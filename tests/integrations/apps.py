@@ -82,6 +82,9 @@ def wsgi_app() -> Any:
     from jwt_middleware import WSGIJWTMiddleware
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] not in ("/me", "/admin", "/public"):
+            start_response("404 Not Found", [("content-type", "text/plain")])
+            return [b"not found"]
         start_response("200 OK", [("content-type", "application/json")])
         return [b"{}"]
 

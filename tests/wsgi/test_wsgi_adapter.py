@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import httpx
+import pytest
 from joserfc.jwk import Key
 
 from jwt_middleware import (
@@ -13,7 +14,10 @@ from jwt_middleware import (
     Config,
     Issuer,
     JWKSUrl,
+    JWTMiddleware,
     KeyPolicy,
+    Refusal,
+    RequestView,
     Rule,
     StaticKeys,
     WSGIJWTMiddleware,
@@ -132,7 +136,6 @@ def test_twenty_threads_on_a_cold_cache_cause_one_fetch(jwks_server: JWKSServer,
 
 
 def test_async_store_is_refused_under_wsgi(es256_key: Key) -> None:
-    import pytest
     import redis.asyncio as aioredis
 
     from jwt_middleware import ConfigError
@@ -145,3 +148,140 @@ def test_async_store_is_refused_under_wsgi(es256_key: Key) -> None:
     )
     with pytest.raises(ConfigError, match="RedisNonceStore"):
         WSGIJWTMiddleware(App(), auth)
+
+
+# --- The same refusals through Flask and bare WSGI as through ASGI ---------------------------------
+
+
+def flask_with(auth: Authenticator) -> tuple[Any, list[Any]]:
+    from flask import Flask
+
+    from jwt_middleware.integrations.flask import current_identity, install
+
+    app = Flask(__name__)
+    seen: list[Any] = []
+
+    @app.get("/me")
+    @app.get("/admin")
+    @app.get("/open")
+    def me() -> dict[str, Any]:
+        caller = current_identity()
+        seen.append(caller)
+        return {"sub": caller.subject if caller else None}
+
+    return install(app, auth), seen
+
+
+def asgi_app(calls: list[Any]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append(scope.get(IDENTITY_KEY))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def answers(es256_key: Key, clock: FakeClock) -> list[tuple[str, str, list[tuple[str, str]], int]]:
+    good = mint(es256_key, issuer=ISSUER, now=clock.now)
+    other = mint(es256_key, issuer=ISSUER, now=clock.now)
+    return [
+        ("valid", "/me", [("authorization", f"Bearer {good}")], 200),
+        ("missing", "/me", [], 401),
+        ("expired", "/me", [("authorization", f"Bearer {mint(es256_key, issuer=ISSUER, now=clock.now - 7200)}")], 401),
+        ("forged", "/me", [("authorization", f"Bearer {mint(make_key('ES256', kid='es-1'), issuer=ISSUER, now=clock.now)}")], 401),
+        ("two-authorization-headers", "/me", [("authorization", f"Bearer {good}"), ("authorization", f"Bearer {other}")], 400),
+        ("malformed", "/me", [("authorization", "Bearer a b")], 400),
+        ("insufficient-scope", "/admin", [("authorization", f"Bearer {good}")], 403),
+        ("optional-anonymous", "/open", [], 200),
+    ]
+
+
+def test_flask_bare_wsgi_and_asgi_answer_every_case_identically(es256_key: Key, clock: FakeClock) -> None:
+    import asyncio
+
+    auth = auth_for(es256_key, clock)
+    flask, flask_calls = flask_with(auth)
+    bare = App()
+    asgi_calls: list[Any] = []
+    asgi = JWTMiddleware(asgi_app(asgi_calls), auth)
+
+    def shape(response: httpx.Response) -> tuple[int, list[str], str | None, bytes]:
+        body = response.content if response.status_code != 200 else b""
+        return response.status_code, response.headers.get_list("www-authenticate"), \
+            response.headers.get("cache-control"), body
+
+    async def via_asgi(path: str, headers: list[tuple[str, str]]) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="https://api.test") as c:
+            return await c.get(path, headers=headers)
+
+    refused = 0
+    for name, path, headers, status in answers(es256_key, clock):
+        # A WSGI server joins a repeated header into one environ value (PEP 3333, RFC 9110 §5.3).
+        joined = [("authorization", ", ".join(v for k, v in headers if k == "authorization"))] if len(headers) > 1 else headers
+        reference = shape(asyncio.run(via_asgi(path, headers)))
+        for app in (flask, WSGIJWTMiddleware(bare, auth)):
+            with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="https://api.test") as client:
+                seen = shape(client.get(path, headers=joined))
+            assert seen == reference, name
+        assert reference[0] == status, name
+        refused += status != 200
+    allowed = len(answers(es256_key, clock)) - refused
+    # The apps were called on the allowed requests only, each with the identity (None: anonymous).
+    assert len(flask_calls) == len(bare.calls) == len(asgi_calls) == allowed
+    assert [c.subject if c else None for c in flask_calls] == ["user-1", None]
+    assert [c.subject if c else None for c in bare.calls] == ["user-1", None]
+
+
+def test_flask_view_is_never_called_on_refusal(es256_key: Key, clock: FakeClock) -> None:
+    flask, seen = flask_with(auth_for(es256_key, clock))
+    with httpx.Client(transport=httpx.WSGITransport(app=flask), base_url="https://api.test") as client:
+        for header in ({}, {"authorization": "Bearer a.b.c"}, {"authorization": "Bearer x, Bearer y"}):
+            assert client.get("/me", headers=header).status_code in (400, 401)
+        assert client.get("/admin", headers={"authorization": f"Bearer {mint(es256_key, issuer=ISSUER, now=clock.now)}"}).status_code == 403
+    assert seen == []
+
+
+def test_flask_require_scopes_answers_like_the_middleware(es256_key: Key, clock: FakeClock) -> None:
+    """The decorator's refusal on an optional route uses the installed Authenticator's realm."""
+    from flask import Flask
+
+    from jwt_middleware.integrations.flask import install, require_scopes
+
+    auth = Authenticator(Config(
+        issuers=[Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(es256_key)))],
+        audience="api", realm="shop", rules=(Rule("/open", access="optional"),), clock=clock,
+    ))
+    app = Flask(__name__)
+
+    @app.get("/open")
+    @require_scopes("admin")
+    def view() -> str:
+        return "never"
+
+    install(app, auth)
+    good = mint(es256_key, issuer=ISSUER, now=clock.now)
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="https://api.test") as client:
+        anonymous = client.get("/open")
+        scoped = client.get("/open", headers={"authorization": f"Bearer {good}"})
+        wrapped_refusal = client.get("/me")
+    assert (anonymous.status_code, anonymous.headers["www-authenticate"]) == (401, 'Bearer realm="shop"')
+    assert anonymous.content == wrapped_refusal.content and anonymous.headers["cache-control"] == "no-store"
+    assert scoped.status_code == 403
+    assert scoped.headers["www-authenticate"].startswith('Bearer realm="shop", error="insufficient_scope"')
+    assert 'scope="admin"' in scoped.headers["www-authenticate"]
+
+
+def test_joined_authorization_headers_get_the_same_description_as_two_asgi_headers(
+    es256_key: Key, clock: FakeClock
+) -> None:
+    auth = auth_for(es256_key, clock)
+    token = mint(es256_key, issuer=ISSUER, now=clock.now)
+    request = RequestView("GET", "/me", [(b"authorization", f"Bearer {token}".encode())] * 2)
+    joined = request_from_environ({"REQUEST_METHOD": "GET", "PATH_INFO": "/me",
+                                   "HTTP_AUTHORIZATION": f"Bearer {token}, Bearer {token}"})
+    outcomes = []
+    for view in (request, joined):
+        with pytest.raises(Refusal) as refused:
+            auth.authenticate(view)
+        outcomes.append(auth.render(refused.value)[1])
+    assert outcomes[0] == outcomes[1]
