@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ._types import RawHeader, Scope
 
-__all__ = ["RequestView"]
+__all__ = ["DECISION_HEADERS", "RequestView"]
+
+#: Every header the core reads. Adapters that must convert headers (WSGI) convert only these;
+#: tests/wsgi keeps the list in step with the core's source.
+DECISION_HEADERS: Final = (
+    b"authorization",
+    b"cookie",
+    b"dpop",
+    b"host",
+    b"forwarded",
+    b"x-forwarded-host",
+    b"x-forwarded-proto",
+    b"origin",
+    b"access-control-request-method",
+)
 
 
 class RequestView:

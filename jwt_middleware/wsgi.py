@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .authenticator import Authenticator
 from .errors import Refusal
-from .request import RequestView
+from .request import DECISION_HEADERS, RequestView
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -19,25 +19,33 @@ __all__ = ["IDENTITY_KEY", "WSGIJWTMiddleware", "identity_of", "request_from_env
 IDENTITY_KEY = "jwt_middleware.identity"
 
 
+#: (header name, environ key) for every header the core reads; no other header is converted.
+_ENVIRON_KEYS: Final = tuple(
+    (name, "HTTP_" + name.decode().upper().replace("-", "_")) for name in DECISION_HEADERS
+)
+
+
 def request_from_environ(environ: WSGIEnvironment) -> RequestView:
     """The framework-free view of a WSGI request.
 
     The path is ``SCRIPT_NAME + PATH_INFO`` (the full path, as ASGI's ``scope["path"]``), re-decoded
     from PEP 3333's latin-1 transport form as UTF-8, so rules and DPoP ``htu`` see what the client sent.
+    Only :data:`~jwt_middleware.request.DECISION_HEADERS` are converted: nothing else is read.
     """
     headers: list[tuple[bytes, bytes]] = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").lower()
-            headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
-    for key, header in (("CONTENT_TYPE", b"content-type"), ("CONTENT_LENGTH", b"content-length")):
-        if environ.get(key):
-            headers.append((header, str(environ[key]).encode("latin-1")))
+    for name, key in _ENVIRON_KEYS:
+        value = environ.get(key)
+        if value is not None:
+            headers.append((name, str(value).encode("latin-1", "replace")))
     raw_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    try:
+        path = raw_path.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a server that put decoded text there, against PEP 3333
+        path = raw_path
     port = environ.get("SERVER_PORT")
     return RequestView(
         environ.get("REQUEST_METHOD", "GET").upper(),
-        raw_path.encode("latin-1").decode("utf-8", "replace") or "/",
+        path or "/",
         headers,
         scheme=environ.get("wsgi.url_scheme", "http"),
         query_string=environ.get("QUERY_STRING", "").encode("latin-1"),

@@ -102,7 +102,8 @@ def test_environ_becomes_the_full_path_and_lower_case_headers() -> None:
         "REMOTE_ADDR": "10.0.0.1", "SERVER_NAME": "api.test", "SERVER_PORT": "443",
     })
     assert (view.method, view.path, view.scheme, view.query_string) == ("POST", "/api/café", "https", b"a=1")
-    assert (b"authorization", b"Bearer x") in view.headers and (b"content-type", b"application/json") in view.headers
+    assert (b"authorization", b"Bearer x") in view.headers
+    assert all(name != b"content-type" for name, _ in view.headers)  # only headers the core reads
     assert view.client_ip == "10.0.0.1" and view.server == "api.test:443"
 
 
@@ -285,3 +286,21 @@ def test_joined_authorization_headers_get_the_same_description_as_two_asgi_heade
             auth.authenticate(view)
         outcomes.append(auth.render(refused.value)[1])
     assert outcomes[0] == outcomes[1]
+
+
+def test_decision_headers_list_every_header_the_core_reads() -> None:
+    """The WSGI view converts only DECISION_HEADERS; a header the core reads but the list misses
+    would silently never be seen under WSGI."""
+    import re
+    from pathlib import Path
+
+    from jwt_middleware.request import DECISION_HEADERS
+
+    core = Path(__file__).resolve().parents[2] / "jwt_middleware" / "core"
+    read: set[bytes] = set()
+    for source in core.glob("*.py"):
+        text = source.read_text()
+        read.update(m.encode() for m in re.findall(r'header(?:_values)?\(b"([a-z-]+)"\)', text))
+        read.update(m.encode() for m in re.findall(r'\(b"(x-forwarded-[a-z]+)"', text))
+    assert read and read <= set(DECISION_HEADERS), read - set(DECISION_HEADERS)
+    assert b"authorization" in read or b"authorization" in DECISION_HEADERS
