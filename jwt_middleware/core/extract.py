@@ -54,7 +54,10 @@ def _from_authorization(request: RequestView) -> Token | None:
 
 
 def _names_our_scheme(value: bytes) -> bool:
-    return any(part.strip().split(b" ", 1)[0].lower() in (b"bearer", b"dpop") for part in value.split(b","))
+    """Two or more ``<scheme> <credentials>`` parts, one of them Bearer or DPoP: joined headers.
+    (A comma inside one token, ``Bearer a,b``, stays a malformed header.)"""
+    schemes = [p.split(b" ", 1)[0].lower() for p in (part.strip() for part in value.split(b",")) if b" " in p]
+    return len(schemes) > 1 and (b"bearer" in schemes or b"dpop" in schemes)
 
 
 def _token(value: str, scheme: str) -> Token:

@@ -205,8 +205,17 @@ def test_comma_joined_credentials_naming_bearer_are_two_credentials() -> None:
     from jwt_middleware.core.extract import Extractor
 
     extractor = Extractor((HeaderSource(),))
-    for value in (b"Bearer a.b.c, Bearer a.b.c", b"Basic Zm9v, Bearer a.b.c", b"DPoP x,y"):
+    for value in (b"Bearer a.b.c, Bearer a.b.c", b"Basic Zm9v, Bearer a.b.c", b"DPoP x, DPoP y"):
         with pytest.raises(InvalidRequest) as caught:
             extractor.extract(RequestView("GET", "/", [(b"authorization", value)]))
         assert caught.value.reason == "multiple_authorization_headers"
     assert extractor.extract(RequestView("GET", "/", [(b"authorization", b"Basic Zm9v, Negotiate abc")])) is None
+    # A comma inside one credential is not two headers: it fails the b64token grammar, which the
+    # pipeline checks before parsing (400 malformed_authorization).
+    from jwt_middleware.core.extract import check_credentials_syntax
+
+    token = extractor.extract(RequestView("GET", "/", [(b"authorization", b"Bearer a,b")]))
+    assert token is not None
+    with pytest.raises(InvalidRequest) as caught:
+        check_credentials_syntax(token)
+    assert caught.value.reason == "malformed_authorization"
