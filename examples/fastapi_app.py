@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from jwt_middleware import Identity, JWTMiddleware
-from jwt_middleware.integrations.fastapi import require_scopes
+from jwt_middleware.integrations.fastapi import RequireScopes, jwt_identity
 
 from ._shared import authenticator
 
@@ -18,12 +18,12 @@ async def home() -> dict[str, Any]:
 
 
 @api.get("/me")
-async def me(identity: Identity = Depends(require_scopes())) -> dict[str, Any]:
+async def me(identity: Identity = Depends(jwt_identity)) -> dict[str, Any]:
     return {"sub": identity.subject, "scopes": sorted(identity.scopes)}
 
 
 @api.get("/admin")
-async def admin(identity: Identity = Depends(require_scopes("admin"))) -> dict[str, Any]:
+async def admin(identity: Identity = Depends(RequireScopes("admin"))) -> dict[str, Any]:
     return {"admin": identity.subject}
 
 

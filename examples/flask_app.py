@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Flask
 
-from jwt_middleware.integrations.flask import current_identity, install, require_scopes
+from jwt_middleware.integrations.flask import JWTFlask, current_identity, require_scopes
 
 from ._shared import authenticator
 
@@ -29,4 +29,4 @@ def admin() -> dict[str, Any]:
     return {"admin": current_identity().subject}  # type: ignore[union-attr]
 
 
-install(app, authenticator())
+JWTFlask(app, authenticator())

@@ -1,12 +1,12 @@
 """Starlette behind JWTMiddleware. Run: ``uvicorn examples.starlette_app:app``"""
 
 from starlette.applications import Starlette
-from starlette.authentication import requires
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from jwt_middleware import JWTMiddleware
+from jwt_middleware.integrations.starlette import requires
 
 from ._shared import authenticator
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
 from .authenticator import Authenticator
 from .errors import Refusal
+from .identity import Identity
 from .request import DECISION_HEADERS, RequestView
 
 if TYPE_CHECKING:
@@ -28,30 +29,46 @@ _ENVIRON_KEYS: Final = tuple(
 def request_from_environ(environ: WSGIEnvironment) -> RequestView:
     """The framework-free view of a WSGI request.
 
-    The path is ``SCRIPT_NAME + PATH_INFO`` (the full path, as ASGI's ``scope["path"]``), re-decoded
-    from PEP 3333's latin-1 transport form as UTF-8, so rules and DPoP ``htu`` see what the client sent.
-    Only :data:`~jwt_middleware.request.DECISION_HEADERS` are converted: nothing else is read.
+    The path is ``SCRIPT_NAME + PATH_INFO``: the full path the client sent, as ASGI's
+    ``scope["path"]`` (which includes ``root_path``). So a :class:`~jwt_middleware.Rule` names
+    the same path under gunicorn with a ``SCRIPT_NAME`` as under uvicorn with ``--root-path``,
+    and DPoP's ``htu`` (RFC 9449 §4.3) compares against the URL the client used. The path is
+    re-decoded from PEP 3333's latin-1 transport form as UTF-8.
+
+    Only :data:`~jwt_middleware.request.DECISION_HEADERS` are converted (to lower-case byte
+    pairs, as ASGI carries them): nothing else is read, so nothing else is paid for.
     """
-    headers: list[tuple[bytes, bytes]] = []
-    for name, key in _ENVIRON_KEYS:
-        value = environ.get(key)
-        if value is not None:
-            headers.append((name, str(value).encode("latin-1", "replace")))
-    raw_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    get = environ.get
+    headers = [(name, _latin1(value)) for name, key in _ENVIRON_KEYS if (value := get(key)) is not None]
+    path: str = get("PATH_INFO", "")
+    script = get("SCRIPT_NAME")
+    if script:
+        path = script + path
+    if not path.isascii():
+        path = _utf8_path(path)
+    query = get("QUERY_STRING")
+    port = get("SERVER_PORT")
+    view = RequestView.__new__(RequestView)  # Why: skips keyword-argument binding on the hot path
+    view.method = get("REQUEST_METHOD", "GET").upper()
+    view.path = path or "/"
+    view.headers = headers
+    view.scheme = get("wsgi.url_scheme", "http")
+    view.query_string = _latin1(query) if query else b""
+    view.client_ip = get("REMOTE_ADDR") or None
+    view._server = f"{get('SERVER_NAME', '')}:{port}" if port else get("SERVER_NAME")
+    return view
+
+
+def _latin1(value: object) -> bytes:
+    """PEP 3333 native strings carry bytes as latin-1 text; anything else is replaced, never a 500."""
+    return str(value).encode("latin-1", "replace")
+
+
+def _utf8_path(path: str) -> str:
     try:
-        path = raw_path.encode("latin-1").decode("utf-8", "replace")
+        return path.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:  # a server that put decoded text there, against PEP 3333
-        path = raw_path
-    port = environ.get("SERVER_PORT")
-    return RequestView(
-        environ.get("REQUEST_METHOD", "GET").upper(),
-        path or "/",
-        headers,
-        scheme=environ.get("wsgi.url_scheme", "http"),
-        query_string=environ.get("QUERY_STRING", "").encode("latin-1"),
-        client_ip=environ.get("REMOTE_ADDR") or None,
-        server=f"{environ.get('SERVER_NAME', '')}:{port}" if port else environ.get("SERVER_NAME"),
-    )
+        return path
 
 
 class WSGIJWTMiddleware:
@@ -59,7 +76,9 @@ class WSGIJWTMiddleware:
 
     Sets ``environ["jwt_middleware.identity"]`` (an Identity, or None for anonymous access on an
     optional or public route) and calls the app, or answers the refusal with the same status,
-    headers and body as the ASGI adapter, without calling the app.
+    headers and body as the ASGI adapter, without calling the app (and without reading the
+    request body). Thread-safe: per-request state stays in locals; the key cache fetches
+    single-flight under a ``threading.Lock`` per issuer, and the memory stores are locked.
 
     :param app: the WSGI app to protect
     :param authenticator: the shared decision maker (sync or memory stores only)
@@ -85,6 +104,7 @@ class WSGIJWTMiddleware:
         return [body]
 
 
-def identity_of(environ: dict[str, Any]) -> Any:
+def identity_of(environ: Mapping[str, Any]) -> Identity | None:
     """The Identity the middleware attached (None when anonymous or when not wrapped)."""
-    return environ.get(IDENTITY_KEY)
+    identity: Identity | None = environ.get(IDENTITY_KEY)
+    return identity

@@ -10,13 +10,17 @@ from ..identity import Identity
 __all__ = ["check_scopes", "header_dict", "render"]
 
 
-def check_scopes(identity: Identity | None, scopes: tuple[str, ...]) -> None:
-    """:raises MissingToken: no identity (the middleware let an optional route through)
-    :raises InsufficientScope: a scope is missing (RFC 6750 §3.1)"""
+def check_scopes(identity: Identity | None, scopes: tuple[str, ...]) -> Identity:
+    """The identity, when it holds every one of ``scopes``.
+
+    :raises MissingToken: no identity (the middleware let an optional route through)
+    :raises InsufficientScope: a scope is missing (RFC 6750 §3.1)
+    """
     if identity is None:
         raise MissingToken("missing_token")
     if not identity.scopes.issuperset(scopes):
         raise InsufficientScope("insufficient_scope", params={"scope": " ".join(scopes)})
+    return identity
 
 
 def render(refusal: Refusal, realm: str = "api", authenticator: Authenticator | None = None) -> Answer:

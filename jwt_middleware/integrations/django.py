@@ -6,7 +6,7 @@ Refused requests get the same status, ``WWW-Authenticate`` and body as the ASGI/
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -41,8 +41,18 @@ class JWTUser:
         self.identity = self.username = principal.subject or ""
         self.pk = self.id = principal.subject
 
+    def get_username(self) -> str:
+        return self.username
+
     def has_perm(self, perm: str, obj: Any = None) -> bool:
+        """A Django permission name is granted when the token carries it as a scope."""
         return perm in self.principal.scopes
+
+    def has_perms(self, perms: Iterable[str], obj: Any = None) -> bool:
+        return self.principal.scopes.issuperset(perms)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return any(scope.startswith(app_label + ".") for scope in self.principal.scopes)
 
     def __str__(self) -> str:
         return self.username
@@ -66,6 +76,13 @@ def _view(request: HttpRequest) -> RequestView:
 
 
 class JWTAuthenticationMiddleware:
+    """Decide each request before the view; refuse it, or set ``request.user`` and
+    ``request.jwt_identity`` (None when anonymous).
+
+    Runs sync under WSGI and async under ASGI (Django picks by ``get_response``); each mode
+    checks its store suits it, as the ASGI/WSGI adapters do.
+    """
+
     sync_capable = True
     async_capable = True
 
@@ -73,6 +90,7 @@ class JWTAuthenticationMiddleware:
         self.get_response = get_response
         self.authenticator = _authenticator()
         self._async = iscoroutinefunction(get_response)
+        self.authenticator.check_driver("asgi" if self._async else "wsgi")
         if self._async:
             markcoroutinefunction(self)
 

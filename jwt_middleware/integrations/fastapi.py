@@ -1,12 +1,21 @@
 """FastAPI: the Identity as a dependency, declared as an HTTP bearer security scheme in OpenAPI.
 
 Wrap the app with :class:`~jwt_middleware.JWTMiddleware` (it decides); these dependencies read
-its decision and add per-endpoint scope checks::
+its decision from ``request.scope["jwt_middleware.identity"]`` and add per-endpoint scope checks::
 
     app = FastAPI()
+
+    @app.get("/me")
+    async def me(identity: Identity = Depends(jwt_identity)): ...
+
     @app.get("/items")
-    async def items(identity: Identity = Depends(require_scopes("read"))): ...
+    async def items(identity: Identity = Depends(RequireScopes("read"))): ...
+
     application = JWTMiddleware(app, authenticator)
+
+Every operation using one of them lists ``security: [{"bearerAuth": []}]``, and the document's
+``components.securitySchemes.bearerAuth`` is ``{"type": "http", "scheme": "bearer",
+"bearerFormat": "JWT"}``, so ``/docs`` offers the "Authorize" button.
 
 Pass ``authenticator=`` to answer with exactly the middleware's challenge (its realm, a DPoP
 challenge next to Bearer); without it the challenge is ``Bearer realm="api"``.
@@ -24,14 +33,21 @@ from ..errors import Refusal
 from ..identity import Identity
 from ._refuse import check_scopes, header_dict, render
 
-__all__ = ["JWTBearer", "require_scopes"]
+__all__ = ["JWTBearer", "RequireScopes", "jwt_identity", "require_scopes"]
 
 
-class JWTBearer(SecurityBase):
-    """A security dependency returning the Identity; listed as ``bearerAuth`` (HTTP bearer, JWT).
+class RequireScopes(SecurityBase):
+    """A security dependency returning the Identity that holds every one of ``scopes``.
 
-    Raises ``HTTPException`` 401 (no identity: an optional route's anonymous caller) or 403
-    (``insufficient_scope``), with the ``WWW-Authenticate`` the middleware would send.
+    Listed in OpenAPI as ``bearerAuth`` (HTTP bearer, format JWT). Raises ``HTTPException``
+    401 (no identity: an optional route's anonymous caller) or 403 (``insufficient_scope``,
+    RFC 6750 §3.1), with the ``WWW-Authenticate`` the middleware would send (several
+    challenges joined into one value, RFC 9110 §11.6.1).
+
+    :param scopes: every scope the token must grant (none: any valid token)
+    :param realm: the challenge's realm when no ``authenticator`` is given
+    :param authenticator: answer exactly as this Authenticator's middleware would
+    :param scheme_name: the key in ``components.securitySchemes``
     """
 
     def __init__(
@@ -48,16 +64,20 @@ class JWTBearer(SecurityBase):
         self.authenticator = authenticator
 
     async def __call__(self, request: Request) -> Identity:
-        identity: Identity | None = request.scope.get(IDENTITY_KEY)
         try:
-            check_scopes(identity, self.scopes)
+            return check_scopes(request.scope.get(IDENTITY_KEY), self.scopes)
         except Refusal as refusal:
             status, headers, _ = render(refusal, self.realm, self.authenticator)
             raise HTTPException(status, detail=refusal.description, headers=header_dict(headers)) from None
-        assert identity is not None
-        return identity
 
 
-def require_scopes(*scopes: str, authenticator: Authenticator | None = None) -> JWTBearer:
+#: the earlier name of :class:`RequireScopes`
+JWTBearer = RequireScopes
+
+#: a dependency: the Identity of any valid token (401 for an optional route's anonymous caller)
+jwt_identity = RequireScopes()
+
+
+def require_scopes(*scopes: str, authenticator: Authenticator | None = None) -> RequireScopes:
     """A dependency: the Identity, with all ``scopes`` (403 insufficient_scope otherwise)."""
-    return JWTBearer(*scopes, authenticator=authenticator)
+    return RequireScopes(*scopes, authenticator=authenticator)

@@ -46,16 +46,16 @@ def fastapi_app() -> Any:
     from fastapi import Depends, FastAPI
 
     from jwt_middleware import Identity
-    from jwt_middleware.integrations.fastapi import require_scopes
+    from jwt_middleware.integrations.fastapi import RequireScopes, jwt_identity
 
     app = FastAPI()
 
     @app.get("/me")
-    async def me(identity: Identity = Depends(require_scopes())) -> dict[str, Any]:
+    async def me(identity: Identity = Depends(jwt_identity)) -> dict[str, Any]:
         return {"sub": identity.subject}
 
     @app.get("/admin")
-    async def admin(identity: Identity = Depends(require_scopes("admin"))) -> dict[str, Any]:
+    async def admin(identity: Identity = Depends(RequireScopes("admin"))) -> dict[str, Any]:
         return {"sub": identity.subject}
 
     @app.get("/public")
@@ -94,7 +94,7 @@ def wsgi_app() -> Any:
 def flask_app() -> Any:
     from flask import Flask
 
-    from jwt_middleware.integrations.flask import current_identity, install, require_scopes
+    from jwt_middleware.integrations.flask import JWTFlask, current_identity, require_scopes
 
     app = Flask(__name__)
 
@@ -109,7 +109,8 @@ def flask_app() -> Any:
     def admin() -> dict[str, Any]:
         return {"sub": current_identity().subject}  # type: ignore[union-attr]
 
-    return install(app, AUTH)
+    JWTFlask(app, AUTH)
+    return app
 
 
 def _django_setup() -> None:

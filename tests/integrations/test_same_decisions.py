@@ -88,16 +88,18 @@ def test_every_framework_makes_the_same_decision(name: str, path: str, headers: 
 
 def test_starlette_requires_works_unchanged_on_the_middleware_scope() -> None:
     from starlette.applications import Starlette
-    from starlette.authentication import requires
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
     from jwt_middleware import JWTMiddleware
+    from jwt_middleware.integrations.starlette import identity, requires
 
     @requires("report")
     async def report(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(f"{request.user.identity} {request.user.principal.issuer}")
+        caller = identity(request)
+        assert caller is request.user.principal
+        return PlainTextResponse(f"{request.user.identity} {caller.issuer}")
 
     app = JWTMiddleware(Starlette(routes=[Route("/report", report)]), apps.AUTH)
 

@@ -304,3 +304,87 @@ def test_decision_headers_list_every_header_the_core_reads() -> None:
         read.update(m.encode() for m in re.findall(r'\(b"(x-forwarded-[a-z]+)"', text))
     assert read and read <= set(DECISION_HEADERS), read - set(DECISION_HEADERS)
     assert b"authorization" in read or b"authorization" in DECISION_HEADERS
+
+
+# --- Status lines, the mount point, hostile environ values ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("refusal", "line"),
+    [
+        ("MissingToken", "401 Unauthorized"),
+        ("InvalidRequest", "400 Bad Request"),
+        ("InsufficientScope", "403 Forbidden"),
+        ("RateLimited", "429 Too Many Requests"),
+        ("Unavailable", "503 Service Unavailable"),
+    ],
+)
+def test_status_line_carries_the_standard_reason_phrase(es256_key: Key, clock: FakeClock, refusal: str,
+                                                        line: str) -> None:
+    import jwt_middleware
+
+    error = getattr(jwt_middleware, refusal)("test", retry_after=1)
+
+    class Refusing(Authenticator):
+        def authenticate(self, request: RequestView) -> Any:
+            raise error
+
+    auth = auth_for(es256_key, clock)
+    refusing = Refusing(auth.config)
+    app = App()
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+    body = WSGIJWTMiddleware(app, refusing)({"REQUEST_METHOD": "GET", "PATH_INFO": "/me"},
+                                            lambda status, headers, exc_info=None: seen.append((status, headers)))
+    assert seen[0][0] == line and app.calls == []
+    assert (int(seen[0][0][:3]), seen[0][1], b"".join(body)) == refusing.render(error)
+
+
+def test_rules_match_the_full_path_under_a_script_name(es256_key: Key, clock: FakeClock) -> None:
+    """Mounted at /api (SCRIPT_NAME), a Rule names the full path, as under ASGI with a root_path."""
+    auth = Authenticator(Config(
+        issuers=[Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(es256_key)))],
+        audience="api", rules=(Rule("/api/admin", scopes=("admin",)), Rule("/api/health", access="public")),
+        clock=clock,
+    ))
+    app = App()
+    middleware = WSGIJWTMiddleware(app, auth)
+    token = mint(es256_key, issuer=ISSUER, now=clock.now)
+    statuses: list[str] = []
+
+    def call(path: str, **extra: str) -> None:
+        environ = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "/api", "PATH_INFO": path, **extra}
+        middleware(environ, lambda status, headers, exc_info=None: statuses.append(status))
+
+    call("/admin", HTTP_AUTHORIZATION=f"Bearer {token}")
+    call("/health")
+    assert statuses == ["403 Forbidden", "200 OK"] and app.calls == [None]
+
+
+def test_hostile_environ_text_is_refused_or_passed_never_a_crash(es256_key: Key, clock: FakeClock) -> None:
+    """Values outside latin-1 (a server against PEP 3333) become replacement bytes, not a 500."""
+    app = App()
+    middleware = WSGIJWTMiddleware(app, auth_for(es256_key, clock))
+    token = mint(es256_key, issuer=ISSUER, now=clock.now)
+    statuses: list[str] = []
+    for extra in ({"HTTP_AUTHORIZATION": "Bearer \u65e5\u672c"}, {"QUERY_STRING": "q=\u65e5"},
+                  {"PATH_INFO": "/\u65e5\u672c"}, {"HTTP_AUTHORIZATION": f"Bearer {token}", "QUERY_STRING": "q=\u65e5"}):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/me", **extra}
+        middleware(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["400 Bad Request", "401 Unauthorized", "401 Unauthorized", "200 OK"]
+
+
+def test_identity_of_reads_the_namespaced_key(es256_key: Key, clock: FakeClock) -> None:
+    from jwt_middleware.wsgi import identity_of
+
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(identity_of(environ))
+        start_response("200 OK", [])
+        return []
+
+    middleware = WSGIJWTMiddleware(app, auth_for(es256_key, clock))
+    token = mint(es256_key, {"sub": "w"}, issuer=ISSUER, now=clock.now)
+    for headers in ({"HTTP_AUTHORIZATION": f"Bearer {token}"}, {}):
+        middleware({"REQUEST_METHOD": "GET", "PATH_INFO": "/open", **headers}, lambda *a: None)
+    assert seen[0].subject == "w" and seen[1] is None and identity_of({}) is None
