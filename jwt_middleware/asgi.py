@@ -49,22 +49,23 @@ class JWTMiddleware:
         if identity is None:
             scope["user"], scope["auth"] = anonymous()
         else:
-            scope["user"], scope["auth"] = self._user_of(identity)
+            # Why a memo: a repeated token yields the same Identity object from the
+            # verified-token cache, and rebuilding Starlette's two objects cost more than the
+            # cache lookup. They are shared between the requests of one token, so treat
+            # ``request.auth.scopes`` as read-only.
+            entry = self._users.get(id(identity))
+            if entry is None or entry[0] is not identity:
+                entry = self._remember_user(identity)
+            scope["user"] = entry[1]
+            scope["auth"] = entry[2]
         scope[IDENTITY_KEY] = identity
         await self.app(scope, receive, send)
 
-    def _user_of(self, identity: Identity) -> tuple[JWTUser, AuthCredentials]:
-        """Starlette's user and credentials, built once per cached Identity.
-
-        Why: a repeated token yields the same Identity object from the verified-token cache;
-        rebuilding these two objects cost more than the cache lookup. They are shared between
-        the requests of one token, so treat ``request.auth.scopes`` as read-only.
-        """
-        entry = self._users.get(id(identity))
-        if entry is None or entry[0] is not identity:
-            entry = (identity, *starlette_pair(identity))
-            put_bounded(self._users, id(identity), entry, _USERS_CACHED)
-        return entry[1], entry[2]
+    def _remember_user(self, identity: Identity) -> tuple[Identity, JWTUser, AuthCredentials]:
+        """Starlette's user and credentials for an Identity, kept while the Identity lives."""
+        entry = (identity, *starlette_pair(identity))
+        put_bounded(self._users, id(identity), entry, _USERS_CACHED)
+        return entry
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         status, headers, body = self.authenticator.render(refusal)

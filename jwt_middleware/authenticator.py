@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Literal, NamedTuple, cast
 
 from ._drive import drive_async, drive_sync
-from .audit import fingerprint, record_decision
+from .audit import LEVEL_MEMO, fingerprint, record_decision
 from .challenge import Answer, render_challenge
 from .config import Config
 from .core.effects import ConsumeNonce, Effect
@@ -101,7 +101,8 @@ class Authenticator:
             raise self._internal(trace, exc) from None
         if isinstance(step, Pending):
             return Resume(finish(request, step, self._ctx, now, trace), trace)
-        record_decision(trace, None)
+        if LEVEL_MEMO.get(logging.INFO, True):  # False only when the audit logger is off for INFO
+            record_decision(trace, None)
         return step
 
     def resume(self, pending: Resume) -> Identity | None:
@@ -174,7 +175,7 @@ class Authenticator:
 
     def _internal(self, trace: Trace, exc: Exception) -> Unavailable:
         """A bug in our code must not become a 500 or an accept: log it and answer 503."""
-        token = fingerprint(trace.token) if trace.token else None
+        token = fingerprint(text) if (text := trace.token_text()) else None
         # Why no exc_info: an exception's message may quote claim values; the frames locate the bug.
         frames = " <- ".join(
             f"{f.filename}:{f.lineno} in {f.name}" for f in reversed(traceback.extract_tb(exc.__traceback__))

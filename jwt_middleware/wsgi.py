@@ -52,9 +52,10 @@ def request_from_environ(environ: WSGIEnvironment) -> RequestView:
     view.method = get("REQUEST_METHOD", "GET").upper()
     view.path = path or "/"
     view.headers = headers
-    view.scheme = get("wsgi.url_scheme", "http")
     view.query_string = _latin1(query) if query else b""
-    view.client_ip = get("REMOTE_ADDR") or None
+    view._scope = None
+    view._scheme = get("wsgi.url_scheme", "http")
+    view._client_ip = get("REMOTE_ADDR") or None
     view._server = f"{get('SERVER_NAME', '')}:{port}" if port else get("SERVER_NAME")
     return view
 

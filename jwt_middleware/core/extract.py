@@ -10,7 +10,7 @@ from ..config import CookieSource, HeaderSource, TokenSource
 from ..errors import InvalidRequest
 from ..request import RequestView
 
-__all__ = ["Extractor", "Token", "check_credentials_syntax"]
+__all__ = ["Extractor", "Token", "check_credentials_syntax", "token_from_authorization"]
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; b64token = 1*( ALPHA / DIGIT / "-" / "." /
 # "_" / "~" / "+" / "/" ) *"=". Anything after the token (a second token, junk) fails the match.
@@ -26,22 +26,32 @@ class Token(NamedTuple):
 
     value: str
     scheme: Scheme
+    #: the whole Authorization value when it was spelled ``Bearer <token>``: the key the
+    #: verified-token cache files this token under (see :meth:`Extractor.lone_bearer`)
+    raw: bytes | None = None
 
 
 def _from_authorization(request: RequestView) -> Token | None:
     value: bytes | None = None
-    for name, raw in request.headers:
+    for name, header in request.headers:
         if name == b"authorization":
             if value is not None:
                 raise InvalidRequest("multiple_authorization_headers", "Send one Authorization header")
-            value = raw
-    if value is None:
-        return None
+            value = header
+    return None if value is None else token_from_authorization(value)
+
+
+def token_from_authorization(value: bytes) -> Token | None:
+    """The token of one Authorization header value; None for a scheme that is not ours.
+
+    :raises InvalidRequest: joined headers, or a malformed Bearer/DPoP credential
+    """
     if b"," in value and _names_our_scheme(value):
         # A WSGI server joins repeated headers with "," (RFC 9110 §5.3); no token holds one.
         raise InvalidRequest("multiple_authorization_headers", "Send one Authorization header")
-    if value[:7] == b"Bearer ":  # the usual spelling, decided without decoding the scheme
-        scheme, credentials = "bearer", value[7:].decode("latin-1")
+    raw: bytes | None = None
+    if value.startswith(b"Bearer "):  # the usual spelling, decided without decoding the scheme
+        scheme, credentials, raw = "bearer", value[7:].decode("latin-1"), value
     else:
         name_, _, credentials = value.decode("latin-1").partition(" ")
         scheme = name_.lower()
@@ -50,7 +60,7 @@ def _from_authorization(request: RequestView) -> Token | None:
     credentials = credentials.lstrip(" ")
     if not credentials or " " in credentials:
         raise InvalidRequest("malformed_authorization", "The Authorization header is malformed")
-    return _TUPLE_NEW(Token, (credentials, scheme))
+    return _TUPLE_NEW(Token, (credentials, scheme, raw))
 
 
 def _names_our_scheme(value: bytes) -> bool:
@@ -60,12 +70,8 @@ def _names_our_scheme(value: bytes) -> bool:
     return len(schemes) > 1 and (b"bearer" in schemes or b"dpop" in schemes)
 
 
-def _token(value: str, scheme: str) -> Token:
-    # Why not Token(...): NamedTuple's generated __new__ is Python code; this is the C one,
-    # on the path of every request.
-    return _TUPLE_NEW(Token, (value, scheme))
-
-
+# Why not Token(...): NamedTuple's generated __new__ is Python code; this is the C one,
+# on the path of every request.
 _TUPLE_NEW: Final = tuple.__new__
 
 
@@ -121,6 +127,30 @@ class Extractor:
         self._allow_query = allow_query
         #: the usual configuration (Authorization header only) takes a shorter path
         self._header_only = sources == (HeaderSource(),)
+
+    def lone_bearer(self, request: RequestView) -> bytes | None:
+        """The Authorization value, when it is spelled ``Bearer <token>`` and is the only place
+        this request's token can be (header-only sources, one such header, none in the URL).
+
+        Why: it is the verified-token cache's key for the token, so a repeated token is found
+        before anything is decoded. Those bytes passed :meth:`extract` and every token check
+        when they were first seen, and what :meth:`extract` makes of them depends on nothing
+        else. None means: call :meth:`extract` (which also raises whatever is wrong).
+        """
+        if not self._header_only:
+            return None
+        value = None
+        for name, raw in request.headers:
+            if name == b"authorization":
+                if value is not None:
+                    return None
+                value = raw
+        if value is None or not value.startswith(b"Bearer "):
+            return None
+        query = request.query_string
+        if query and _query_names_token(query):
+            return None
+        return value
 
     def extract(self, request: RequestView) -> Token | None:
         """The request's token, or None when it carries none.

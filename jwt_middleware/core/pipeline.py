@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from ..config import Config, Issuer, Rule
 from ..errors import DPoPRequired, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
@@ -22,8 +22,8 @@ from .claims import ClaimPolicy, check_claims
 from .dpop import DPoPPolicy, ProofKeyCache
 from .dpop_nonce import DPoPNonces
 from .effects import Effect, FetchKeys
-from .extract import Extractor, Token, check_credentials_syntax
-from .gate import parse_token
+from .extract import Extractor, Token, check_credentials_syntax, token_from_authorization
+from .gate import ParsedToken, parse_token
 from .policy import Matcher
 from .replay import check_iat_window, consume_once, token_key
 from .sender import SenderPolicy, check_sender
@@ -37,14 +37,23 @@ Flow = Generator[Effect, object, Identity | None]
 
 
 class Trace:
-    """What the flow learned, for the audit event; filled as the steps run."""
+    """What the flow learned, for the audit event; filled as the steps run.
 
-    __slots__ = ("identity", "issuer", "token")
+    Why class attributes and no ``__init__``: one Trace is made per request, and the
+    defaults serve every attribute a step did not set.
+    """
 
-    def __init__(self) -> None:
-        self.token: str | None = None
-        self.issuer: str | None = None
-        self.identity: Identity | None = None
+    token: str | None = None
+    #: the Authorization value a cached token was found by (only its token is shown, hashed)
+    raw: bytes | None = None
+    issuer: str | None = None
+    identity: Identity | None = None
+
+    def token_text(self) -> str | None:
+        """The token, to fingerprint; never logged or shown as it is."""
+        if self.token is None and self.raw is not None:
+            return self.raw[7:].decode("latin-1").lstrip(" ")
+        return self.token
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +124,23 @@ def _sender_policy(config: Config) -> SenderPolicy | None:
     )
 
 
+class _Checked(NamedTuple):
+    """A token that passed the gate and the header policy: what is left is key and signature."""
+
+    parsed: ParsedToken
+    issuer: Issuer
+    alg: str
+    kid: str | None
+
+
 class Pending(NamedTuple):
     """What :func:`prepare` hands to :func:`finish` when effects may be needed."""
 
     rule: Rule
     token: Token
-    identity: Identity | None  # None: not in the verified-token cache
+    identity: Identity | None  # None: not verified yet
+    #: the parse and header checks :func:`prepare` already ran (None: not run yet)
+    checked: _Checked | None = None
 
 
 def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -> Flow:
@@ -139,15 +159,31 @@ def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -
 
 
 def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Identity | Pending | None:
-    """The effect-free start of :func:`authenticate`: policy, extraction, verified-token cache.
+    """The effect-free start of :func:`authenticate`: policy, extraction, verified-token cache,
+    and the whole verification when the key cache can answer without a fetch.
 
-    Returns the decision itself when nothing can need an effect (a cached token on a route
-    without sender or one-time rules: the hot path, no generator), else a :class:`Pending`.
+    Returns the decision itself when nothing can need an effect (a cached or freshly verified
+    bearer token on a route without sender or one-time rules: no generator), else a
+    :class:`Pending`.
     """
     rule = ctx.matcher.match(request)
     if rule.access == "public":
         return None
-    token = ctx.extractor.extract(request)
+    generation = ctx.keys.generation
+    raw = ctx.extractor.lone_bearer(request)
+    identity = None
+    if raw is not None:
+        # The hot path: a repeated bearer token, found by its Authorization bytes.
+        identity = ctx.verified.get(raw, now, generation)
+        if (identity is not None and identity.binding is None and not rule.one_time
+                and rule.dpop != "required"):
+            trace.raw = raw
+            trace.identity = identity
+            if rule.scopes or rule.iat_window is not None:
+                _check_rule(identity, rule, now)
+            return identity
+    # lone_bearer found the only place a token can be: what extract() would read, minus the scan
+    token = token_from_authorization(raw) if raw is not None else ctx.extractor.extract(request)
     if token is None:
         if rule.access == "optional":
             return None
@@ -157,10 +193,19 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
     trace.token = token.value
     if token.scheme == "dpop" and ctx.sender is None:
         raise InvalidRequest("dpop_not_enabled", "DPoP-bound tokens are not accepted here")
-    identity = ctx.verified.get(token.value, now, ctx.keys.generation)
-    # Inlined _needs_sender_check: this line runs for every request.
-    if (identity is None or rule.one_time or token.scheme == "dpop" or identity.binding is not None
-            or rule.dpop == "required"):
+    effects_due = rule.one_time or token.scheme == "dpop" or rule.dpop == "required"
+    if raw is None:
+        identity = ctx.verified.get(token.raw or token.value, now, generation)
+    if identity is None:
+        if effects_due:
+            return Pending(rule, token, None)
+        checked = _check_token(token, ctx, trace)
+        key = ctx.keys.ready(checked.issuer.issuer, checked.kid, checked.alg, now)
+        if key is None:  # a fetch is due (cold, refresh-ahead, kid miss): finish() yields it
+            return Pending(rule, token, None, checked)
+        identity = _accept(checked, key, ctx, now)
+        _remember(token, identity, generation, ctx)  # ready() fetched nothing: same generation
+    if effects_due or identity.binding is not None:
         return Pending(rule, token, identity)
     trace.identity = identity
     if rule.scopes or rule.iat_window is not None:
@@ -170,11 +215,17 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
 
 def finish(request: RequestView, pending: Pending, ctx: Context, now: float, trace: Trace) -> Flow:
     """The rest of :func:`authenticate`: verify, sender constraint, rule checks, one-time use."""
-    rule, token, identity = pending
+    rule, token, identity, checked = pending
     if identity is None:
-        identity, generation = yield from _verify(token, ctx, now, trace)
-        until = min(_valid_until(identity, ctx), ctx.keys.verified_until(identity.issuer))
-        ctx.verified.put(token.value, identity, until, generation)
+        if checked is None:
+            checked = _check_token(token, ctx, trace)
+        key = yield from _key(ctx.keys, checked.issuer.issuer, checked.kid, checked.alg, now)
+        # Why read the generation after the key lookup: a cold or kid-miss fetch inside this
+        # flow changes it, and an entry stored under the earlier value would never be reused;
+        # a change after this point (another request's fetch) makes the entry stale, as it should.
+        generation = ctx.keys.generation
+        identity = _accept(checked, key, ctx, now)
+        _remember(token, identity, generation, ctx)
     trace.identity = identity
     if _needs_sender_check(token, identity, rule):
         yield from check_sender(request, token, identity, rule, ctx.sender, now, fail_open=ctx.fail_open)
@@ -199,15 +250,8 @@ def _check_rule(identity: Identity, rule: Rule, now: float) -> None:
         raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
 
 
-def _verify(
-    token: Token, ctx: Context, now: float, trace: Trace
-) -> Generator[Effect, object, tuple[Identity, int]]:
-    """Verify a token; also return the key-set generation its key came from.
-
-    Why read the generation after the key lookup: a cold or kid-miss fetch inside this flow
-    changes it, and an entry stored under the earlier value would never be reused; a change
-    after this point (another request's fetch) makes the entry stale, as it should.
-    """
+def _check_token(token: Token, ctx: Context, trace: Trace) -> _Checked:
+    """Gate and parse, choose the issuer from configuration, apply its header policy."""
     try:
         parsed = parse_token(token.value, ctx.max_token_bytes)
     except InvalidToken:
@@ -219,11 +263,25 @@ def _verify(
         raise InvalidToken("unknown_issuer", "The access token's issuer is not trusted")
     trace.issuer = issuer.issuer
     alg, kid = check_header(parsed.header, parsed.claims, issuer)
-    key = yield from _key(ctx.keys, issuer.issuer, kid, alg, now)
-    generation = ctx.keys.generation
+    return _TUPLE_NEW(_Checked, (parsed, issuer, alg, kid))
+
+
+def _accept(checked: _Checked, key: PinnedKey, ctx: Context, now: float) -> Identity:
+    """Signature, then claims; the Identity of a token that passed both."""
+    parsed = checked.parsed
     check_signature(parsed, key)
-    check_claims(parsed.claims, ctx.policies[issuer.issuer], now)
-    return identity_from_claims(parsed.claims, issuer.issuer), generation
+    name = checked.issuer.issuer
+    check_claims(parsed.claims, ctx.policies[name], now)
+    return identity_from_claims(parsed.claims, name)
+
+
+def _remember(token: Token, identity: Identity, generation: int, ctx: Context) -> None:
+    """File a verified token in the cache until the claim checks or its key set would lapse."""
+    until = min(_valid_until(identity, ctx), ctx.keys.verified_until(identity.issuer))
+    ctx.verified.put(token.raw or token.value, identity, until, generation)
+
+
+_TUPLE_NEW: Final = tuple.__new__
 
 
 def _key(

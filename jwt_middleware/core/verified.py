@@ -44,9 +44,10 @@ class VerifiedCache:
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._entries: dict[str, tuple[Identity, float, int]] = {}
+        #: keyed by the Authorization bytes of a ``Bearer`` header, else by the token text
+        self._entries: dict[str | bytes, tuple[Identity, float, int]] = {}
 
-    def get(self, token: str, now: float, generation: int) -> Identity | None:
+    def get(self, token: str | bytes, now: float, generation: int) -> Identity | None:
         entry = self._entries.get(token)
         if entry is None:
             return None
@@ -56,7 +57,7 @@ class VerifiedCache:
         self._entries.pop(token, None)
         return None
 
-    def put(self, token: str, identity: Identity, until: float, generation: int) -> None:
+    def put(self, token: str | bytes, identity: Identity, until: float, generation: int) -> None:
         if self._maxsize:
             put_bounded(self._entries, token, (identity, until, generation), self._maxsize)
 

@@ -14,6 +14,7 @@ Our policy on top of joserfc's primitives, each decided on purpose:
 
 from __future__ import annotations
 
+import functools
 import hmac
 from typing import Final
 
@@ -42,6 +43,7 @@ _NEVER_ACCESS_CLAIM: Final = {
     "typ": frozenset({"id", "refresh", "offline", "logout"}),
     "token_use": frozenset({"id", "refresh"}),
 }
+_NEVER_ACCESS_CLAIMS: Final = frozenset(_NEVER_ACCESS_CLAIM)
 _CURVE_ORDER: Final = {
     "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
     "ES384": int(
@@ -55,6 +57,8 @@ _CURVE_ORDER: Final = {
 }
 
 
+#: bytes of r and of s for each curve order (RFC 7518 §3.4)
+_SIZE: Final = {order: (order.bit_length() + 7) // 8 for order in _CURVE_ORDER.values()}
 _ECDSA: Final = {
     "ES256": ECDSA(hashes.SHA256()),
     "ES384": ECDSA(hashes.SHA384()),
@@ -91,31 +95,32 @@ def check_header(header: Claims, claims: Claims, issuer: Issuer) -> tuple[str, s
     if "crit" in header or "b64" in header:
         raise InvalidToken("unsupported_crit", "The token uses an unsupported JWS extension")
     kid = header.get("kid")
-    if "kid" in header and (
-        not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable()
-    ):
-        raise InvalidToken("invalid_kid", "The token's key id is invalid")
+    if kid is not None or "kid" in header:
+        if not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable():
+            raise InvalidToken("invalid_kid", "The token's key id is invalid")
     _check_typ(header, claims, issuer)
     return alg, kid
 
 
 def _check_typ(header: Claims, claims: Claims, issuer: Issuer) -> None:
     typ = header.get("typ")
-    if "typ" in header and not isinstance(typ, str):
-        raise InvalidToken("invalid_typ", "The token type is not accepted")
-    normalized = normalize_typ(typ) if typ is not None else None
-    if normalized in _NEVER_ACCESS_TYP:
-        raise InvalidToken("invalid_typ", "The token type is not accepted")
-    for claim, bad in _NEVER_ACCESS_CLAIM.items():
-        value = claims.get(claim)
-        if isinstance(value, str) and value.lower() in bad:
+    if typ is None:
+        if "typ" in header:
             raise InvalidToken("invalid_typ", "The token type is not accepted")
-    if issuer.typ is not None and (normalized is None or normalized not in _accepted(issuer)):
+        normalized = None
+    elif not isinstance(typ, str) or (normalized := normalize_typ(typ)) in _NEVER_ACCESS_TYP:
+        raise InvalidToken("invalid_typ", "The token type is not accepted")
+    for claim in _NEVER_ACCESS_CLAIMS.intersection(claims):
+        value = claims[claim]
+        if isinstance(value, str) and value.lower() in _NEVER_ACCESS_CLAIM[claim]:
+            raise InvalidToken("invalid_typ", "The token type is not accepted")
+    if issuer.typ is not None and (normalized is None or normalized not in _accepted(issuer.typ)):
         raise InvalidToken("invalid_typ", "The token type is not accepted")
 
 
-def _accepted(issuer: Issuer) -> frozenset[str]:
-    return frozenset(normalize_typ(t) for t in issuer.typ or ())
+@functools.lru_cache(maxsize=64)
+def _accepted(types: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize_typ(t) for t in types)
 
 
 def check_signature(parsed: ParsedToken, key: PinnedKey) -> None:
@@ -132,9 +137,10 @@ def check_signature(parsed: ParsedToken, key: PinnedKey) -> None:
     message = parsed.signing_input
     signature = parsed.signature
     try:
-        if alg in _ECDSA:
+        ecdsa = _ECDSA.get(alg)
+        if ecdsa is not None:
             der = _ecdsa_der(signature, _CURVE_ORDER[alg])
-            key.key.public_key.verify(der, message, _ECDSA[alg])  # type: ignore[call-arg, arg-type, union-attr]
+            key.key.public_key.verify(der, message, ecdsa)  # type: ignore[call-arg, arg-type, union-attr]
         elif alg in _RSA:
             padding, digest = _RSA[alg]
             public = key.key.public_key
@@ -154,18 +160,11 @@ def check_signature(parsed: ParsedToken, key: PinnedKey) -> None:
 def _ecdsa_der(signature: bytes, order: int) -> bytes:
     """Raw r||s (RFC 7518 §3.4) to DER, refusing wrong lengths and r or s outside [1, n-1]
     (CVE-2022-21449 'psychic signatures' sent r = s = 0)."""
-    if not _ecdsa_in_range(signature, order):
-        raise InvalidSignature
-    size = len(signature) // 2
-    return encode_dss_signature(
-        int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-    )
-
-
-def _ecdsa_in_range(signature: bytes, order: int) -> bool:
-    size = (order.bit_length() + 7) // 8
+    size = _SIZE[order]
     if len(signature) != 2 * size:
-        return False
+        raise InvalidSignature
     r = int.from_bytes(signature[:size], "big")
     s = int.from_bytes(signature[size:], "big")
-    return 0 < r < order and 0 < s < order
+    if not (0 < r < order and 0 < s < order):
+        raise InvalidSignature
+    return encode_dss_signature(r, s)

@@ -175,6 +175,21 @@ class KeyCache:
         state.kid_fetch_attempts = state.attempts
         return None, FetchNeeded(blocking=True, reason="kid_miss")
 
+    def ready(self, issuer: str, kid: str | None, alg: str, now: float) -> PinnedKey | None:
+        """The key, when :meth:`select` would return it with no fetch due; else None (ask select).
+
+        Why a separate probe: ``select`` records that it asked for a refresh or a kid-miss
+        fetch, so it must run where that fetch is then yielded. This probe changes nothing,
+        so the core can verify a token without a generator when the cache can answer alone.
+
+        :raises InvalidToken: as :meth:`select` would, for the same (fresh) state
+        :raises Unavailable: as :meth:`select` would
+        """
+        state = self._state[issuer]
+        if not state.static and self._freshness(state, now) is not None:
+            return None
+        return self._find(state, issuer, kid, alg)
+
     def select_after_fetch(self, issuer: str, kid: str | None, alg: str, now: float) -> PinnedKey:
         """Like :meth:`select` once a blocking fetch has run (or failed): never asks again."""
         state = self._state[issuer]

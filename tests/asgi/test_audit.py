@@ -104,3 +104,27 @@ def test_fingerprint_is_16_hex_and_stable() -> None:
     assert fingerprint("a.b.c") == fingerprint("a.b.c")
     assert fingerprint("a.b.c") != fingerprint("a.b.d")
     assert re.fullmatch(r"[0-9a-f]{16}", fingerprint("\ud800 lone surrogate"))
+
+
+async def test_audit_follows_log_level_changes_at_run_time(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, es256_key: Key, clock: FakeClock
+) -> None:
+    """The cached-token path skips the audit call while logging says INFO is off, and only then."""
+    audit = logging.getLogger("jwt_middleware.audit")
+    token = mint(es256_key, now=clock.now)
+    seen = []
+    for level in (logging.INFO, logging.WARNING, logging.INFO, logging.ERROR, logging.DEBUG):
+        caplog.clear()
+        caplog.set_level(level, logger="jwt_middleware.audit")
+        for _ in range(2):  # the second request of each round is a verified-cache hit
+            assert (await client.get("/whoami", headers={"authorization": f"Bearer {token}"})).status_code == 200
+        seen.append(len(audit_events(caplog)))
+    assert seen == [2, 0, 2, 0, 2]
+    audit.disabled = True  # logging.config's disable_existing_loggers does this
+    try:
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="jwt_middleware.audit")
+        await client.get("/whoami", headers={"authorization": f"Bearer {token}"})
+        assert audit_events(caplog) == []
+    finally:
+        audit.disabled = False

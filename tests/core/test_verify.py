@@ -13,19 +13,29 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import Key
 
 from jwt_middleware import Authenticator, Config, InvalidToken, Issuer, SharedSecret, StaticKeys
-from jwt_middleware.core.verify import _ecdsa_in_range, check_header, normalize_typ
+from jwt_middleware.core.verify import _ecdsa_der, check_header, normalize_typ
 from jwt_middleware.testing import FakeClock, b64url, make_key, mint, public_jwks, sign_raw
 
 from ._support import ISSUER, NOW, assert_invalid_token, bearer, decide, make_auth, refuse, request
 
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 ES_ISSUER = Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys({"keys": []}))
+
+
+def _ecdsa_in_range(signature: bytes, order: int) -> bool:
+    """Whether the raw r||s passes the length and [1, n-1] checks before DER conversion."""
+    try:
+        _ecdsa_der(signature, order)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def claims(**extra: Any) -> dict[str, Any]:
