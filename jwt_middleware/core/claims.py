@@ -50,9 +50,19 @@ def time_claim(claims: Claims, name: str) -> float | None:
 def check_times(claims: Claims, policy: ClaimPolicy, now: float) -> None:
     """exp (§4.1.4), nbf (§4.1.5), iat (§4.1.6) with leeway, plus max age and max lifetime."""
     leeway = policy.leeway
-    exp = time_claim(claims, "exp")
-    nbf = time_claim(claims, "nbf")
-    iat = time_claim(claims, "iat")
+    # Why inline: an integer in range is what IdPs send; anything else (absent, null, float,
+    # bool, string, out of range) takes time_claim's full rules.
+    exp = claims.get("exp")
+    if exp.__class__ is not int or not 0 <= exp <= _MAX_TIME:
+        exp = time_claim(claims, "exp")
+    nbf = claims.get("nbf")
+    if nbf is not None and (nbf.__class__ is not int or not 0 <= nbf <= _MAX_TIME):
+        nbf = time_claim(claims, "nbf")
+    elif nbf is None and "nbf" in claims:
+        time_claim(claims, "nbf")  # an explicit null: refused
+    iat = claims.get("iat")
+    if iat.__class__ is not int or not 0 <= iat <= _MAX_TIME:
+        iat = time_claim(claims, "iat")
     if exp is None:
         if policy.require_exp:
             raise InvalidToken("missing_exp", "The access token has no expiry")
@@ -88,24 +98,30 @@ def check_audience(claims: Claims, audiences: frozenset[str]) -> None:
     raise InvalidToken("invalid_audience", "The access token is not meant for this API")
 
 
+_STRING_CLAIMS: Final = frozenset({"sub", "jti", "scope", "acr", "client_id"})
+_TYPED_CLAIMS: Final = _STRING_CLAIMS | {"scp", "amr", "cnf", "auth_time"}
+
+
 def _check_types(claims: Claims) -> None:
     """Present means well-typed: an explicit ``null`` is no string (RFC 7519 §4.1)."""
-    for name in ("sub", "jti", "scope", "acr", "client_id"):
-        if name in claims and not isinstance(claims[name], str):
+    # sorted: with two mistyped claims the reason is the same in every process
+    for name in sorted(_TYPED_CLAIMS.intersection(claims)):
+        value = claims[name]
+        if name in _STRING_CLAIMS:
+            ok = isinstance(value, str)
+        elif name == "scp":
+            ok = isinstance(value, str) or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            )
+        elif name == "amr":
+            ok = isinstance(value, list) and all(isinstance(a, str) for a in value)
+        elif name == "cnf":
+            ok = isinstance(value, dict) and isinstance(value.get("jkt", ""), str)
+        else:
+            time_claim(claims, name)  # auth_time
+            continue
+        if not ok:
             raise InvalidToken(f"invalid_{name}", "A claim of the access token has the wrong type")
-    scp = claims.get("scp")
-    if "scp" in claims and not (
-        isinstance(scp, str) or (isinstance(scp, list) and all(isinstance(s, str) for s in scp))
-    ):
-        raise InvalidToken("invalid_scp", "A claim of the access token has the wrong type")
-    amr = claims.get("amr")
-    if "amr" in claims and not (isinstance(amr, list) and all(isinstance(a, str) for a in amr)):
-        raise InvalidToken("invalid_amr", "A claim of the access token has the wrong type")
-    cnf = claims.get("cnf")
-    if "cnf" in claims and not (isinstance(cnf, dict) and isinstance(cnf.get("jkt", ""), str)):
-        raise InvalidToken("invalid_cnf", "A claim of the access token has the wrong type")
-    if "auth_time" in claims:
-        time_claim(claims, "auth_time")
 
 
 def check_claims(claims: Claims, policy: ClaimPolicy, now: float) -> None:

@@ -8,7 +8,6 @@ One-time values are consumed last, so a refusal for scope never burns a token.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Final, NamedTuple
@@ -276,8 +275,14 @@ def _accept(checked: _Checked, key: PinnedKey, ctx: Context, now: float) -> Iden
 
 
 def _remember(token: Token, identity: Identity, generation: int, ctx: Context) -> None:
-    """File a verified token in the cache until the claim checks or its key set would lapse."""
-    until = min(_valid_until(identity, ctx), ctx.keys.verified_until(identity.issuer))
+    """File a verified token in the cache until the claim checks would refuse it again (exp,
+    max age) or its key set lapses, whichever comes first."""
+    until = ctx.keys.verified_until(identity.issuer)
+    expires_at = identity.expires_at
+    if expires_at is not None and expires_at + ctx.leeway < until:
+        until = expires_at + ctx.leeway
+    if ctx.max_age is not None and identity.issued_at is not None:
+        until = min(until, identity.issued_at + ctx.max_age + ctx.leeway)
     ctx.verified.put(token.raw or token.value, identity, until, generation)
 
 
@@ -293,11 +298,3 @@ def _key(
     if key is None:
         key = keys.select_after_fetch(issuer, kid, alg, now)
     return key
-
-
-def _valid_until(identity: Identity, ctx: Context) -> float:
-    """The first moment the claim checks would refuse this token again."""
-    until = math.inf if identity.expires_at is None else identity.expires_at + ctx.leeway
-    if ctx.max_age is not None and identity.issued_at is not None:
-        until = min(until, identity.issued_at + ctx.max_age + ctx.leeway)
-    return until

@@ -305,3 +305,21 @@ def test_future_iat_end_to_end(static_auth: Authenticator, es256_key: Key, clock
 def test_long_lived_token_end_to_end(static_auth: Authenticator, es256_key: Key, clock: FakeClock) -> None:
     token = mint(es256_key, now=clock.now, lifetime=7 * 86400)
     assert refuse(static_auth, request(bearer(token))).reason == "lifetime_too_long"
+
+
+def test_two_mistyped_claims_give_one_reason_whatever_the_hash_seed() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from jwt_middleware.core.claims import _check_types\n"
+        "from jwt_middleware.errors import InvalidToken\n"
+        "try:\n    _check_types({'sub': 1, 'scope': 2, 'jti': 3, 'amr': 'x'})\n"
+        "except InvalidToken as e:\n    print(e.reason)\n"
+    )
+    reasons = {
+        subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": str(seed)}, capture_output=True,
+                       text=True, check=True).stdout.strip()
+        for seed in range(6)
+    }
+    assert reasons == {"invalid_amr"}
