@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from ._types import Claims
 
@@ -35,11 +35,11 @@ class Identity:
 
 def _scopes(claims: Claims) -> frozenset[str]:
     """``scope`` (RFC 8693 §4.2, RFC 9068 §2.2.3: space-separated) and ``scp`` (string or list)."""
-    found: set[str] = set()
     scope = claims.get("scope")
-    if isinstance(scope, str):
-        found.update(scope.split())
     scp = claims.get("scp")
+    if scp is None:  # the usual case: straight to the frozenset, no set in between
+        return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+    found: set[str] = set(scope.split()) if isinstance(scope, str) else set()
     if isinstance(scp, str):
         found.update(scp.split())
     elif isinstance(scp, list):
@@ -48,25 +48,55 @@ def _scopes(claims: Claims) -> frozenset[str]:
 
 
 def _number(value: object) -> float | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    # (a tuple, not int | float: that builds a union object on every call)
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _setter(name: str) -> Callable[[Identity, Any], None]:
+    setter: Callable[[Identity, Any], None] = Identity.__dict__[name].__set__
+    return setter
+
+
+# Why slot setters on a bare instance, not Identity(...): the frozen dataclass's __init__ sets
+# each field through object.__setattr__ (its own __setattr__ refuses), more than half the cost
+# of building the identity on every request; a slot's member descriptor is the C setter behind
+# it. Identity itself is unchanged: Identity(...) and dataclasses.replace() work as ever. In
+# field order: a field added to Identity makes the unpacking below fail loudly (and
+# tests/core/test_identity_fast.py compares the result with Identity(...) field by field).
+_SETTERS: Final = tuple(_setter(f.name) for f in fields(Identity))
+_NEW: Final = object.__new__
 
 
 def identity_from_claims(claims: Claims, issuer: str) -> Identity:
     """Build the Identity of checked claims (types were verified by the claim checks)."""
-    amr = claims.get("amr")
-    cnf = claims.get("cnf")
+    (
+        set_subject,
+        set_issuer,
+        set_scopes,
+        set_claims,
+        set_token_id,
+        set_expires_at,
+        set_issued_at,
+        set_auth_time,
+        set_acr,
+        set_amr,
+        set_binding,
+    ) = _SETTERS
+    get = claims.get
+    amr = get("amr")
+    cnf = get("cnf")
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
-    acr = claims.get("acr")
-    return Identity(
-        subject=claims.get("sub"),
-        issuer=issuer,
-        scopes=_scopes(claims),
-        claims=MappingProxyType(claims),
-        token_id=claims.get("jti"),
-        expires_at=_number(claims.get("exp")),
-        issued_at=_number(claims.get("iat")),
-        auth_time=_number(claims.get("auth_time")),
-        acr=acr if isinstance(acr, str) else None,
-        amr=tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
-        binding=jkt if isinstance(jkt, str) else None,
-    )
+    acr = get("acr")
+    identity: Identity = _NEW(Identity)
+    set_subject(identity, get("sub"))
+    set_issuer(identity, issuer)
+    set_scopes(identity, _scopes(claims))
+    set_claims(identity, MappingProxyType(claims))
+    set_token_id(identity, get("jti"))
+    set_expires_at(identity, _number(get("exp")))
+    set_issued_at(identity, _number(get("iat")))
+    set_auth_time(identity, _number(get("auth_time")))
+    set_acr(identity, acr if isinstance(acr, str) else None)
+    set_amr(identity, tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else ())
+    set_binding(identity, jkt if isinstance(jkt, str) else None)
+    return identity

@@ -245,7 +245,7 @@ def _parse(proof: str, max_bytes: int) -> ParsedToken:
         raise InvalidDPoPProof(exc.reason, _MALFORMED) from None
 
 
-def _check_header(header: Claims, policy: DPoPPolicy) -> str:
+def _check_header(header: Mapping[str, Any], policy: DPoPPolicy) -> str:
     """typ, alg and extensions (RFC 9449 §4.2, §4.3 checks 4 and 5; RFC 7515 §4.1.11); returns alg."""
     typ = header.get("typ")
     if not isinstance(typ, str) or normalize_typ(typ) != _TYP:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import hmac
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -83,7 +84,7 @@ def normalize_typ(value: str) -> str:
     return value[12:] if value.startswith("application/") else value
 
 
-def check_header(header: Claims, claims: Claims, issuer: Issuer) -> tuple[str, str | None]:
+def check_header(header: Mapping[str, Any], claims: Claims, issuer: Issuer) -> tuple[str, str | None]:
     """Check the protected header against the issuer's policy; return ``(alg, kid)``.
 
     :raises InvalidToken: alg missing, ``none`` or not allowed; crit or b64 present; a bad kid;
@@ -102,7 +103,7 @@ def check_header(header: Claims, claims: Claims, issuer: Issuer) -> tuple[str, s
     return alg, kid
 
 
-def _check_typ(header: Claims, claims: Claims, issuer: Issuer) -> None:
+def _check_typ(header: Mapping[str, Any], claims: Claims, issuer: Issuer) -> None:
     typ = header.get("typ")
     if typ is None:
         if "typ" in header:

@@ -254,3 +254,208 @@ def test_escaped_backslash_before_u_is_not_a_surrogate(static_auth: Authenticato
     token = signed(body=splice(payload(), '"path":"C:\\\\ud800"'))
     identity = decide(static_auth, request(bearer(token)))
     assert identity is not None and identity.claims["path"] == "C:\\ud800"
+
+
+# --- parse_token on its own: each input and the exact outcome ------------------------------------
+# The gate decodes with a translate table, the C base64 decoder in strict mode and the JSON
+# scanner called directly: every input below had this outcome (accept, or the reason code)
+# with the regex + urlsafe_b64decode + JSONDecoder.decode gate it replaced.
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SIG = b64url(bytes(range(64)))  # 86 characters: remainder 2
+_H = b64url(HEADER)
+_P = b64url(payload())
+
+
+def _tok(header: bytes | str = HEADER, body: bytes | str | None = None, sig: str = _SIG) -> str:
+    h = header if isinstance(header, str) else b64url(header)
+    p = _P if body is None else body if isinstance(body, str) else b64url(body)
+    return f"{h}.{p}.{sig}"
+
+
+def _outcome(token: str, max_bytes: int = 1 << 20) -> str:
+    try:
+        parse_token(token, max_bytes)
+    except InvalidToken as refused:
+        return refused.reason
+    return "ok"
+
+
+def _insert(segment: str, junk: str) -> str:
+    middle = len(segment) // 2
+    return segment[:middle] + junk + segment[middle:]
+
+
+def _last_bits_set(segment: str) -> str:
+    """The same bytes spelled a second way: a spare low bit of the last character set."""
+    return segment[:-1] + _ALPHABET[_ALPHABET.index(segment[-1]) | 1]
+
+
+def _with_remainder(raw: bytes, rem: int) -> str:
+    """``raw`` (a JSON object) with a member added so its base64url length is ``rem`` modulo 4."""
+    for pad in range(3):
+        encoded = b64url(splice(raw, f'"pad":"{"x" * pad}"'))
+        if len(encoded) % 4 == rem:
+            return encoded
+    raise AssertionError(rem)  # pragma: no cover
+
+
+_NOT_BASE64URL = ["+", "/", "=", "==", " ", "\t", "~", "!", "?", "*", "%", "\\", "\x00", "\x7f", ":"]
+_NON_ASCII = ["é", "\u00a0", "€", "\U0001f600", "\ud800", "\uff21"]  # \uff21: fullwidth 'A'
+
+
+def _gate_cases() -> dict[str, tuple[str, str]]:
+    h, p, s = _H, _P, _SIG
+    cases: dict[str, tuple[str, str]] = {"control": (_tok(), "ok")}
+    for where, (segment, build) in {
+        "header": (h, lambda x: f"{x}.{p}.{s}"),
+        "payload": (p, lambda x: f"{h}.{x}.{s}"),
+        "signature": (s, lambda x: f"{h}.{p}.{x}"),
+    }.items():
+        for junk in _NOT_BASE64URL + _NON_ASCII:
+            cases[f"{where}-inner-{junk!r}"] = (build(_insert(segment, junk)), "malformed_token")
+            cases[f"{where}-last-{junk!r}"] = (build(segment[:-1] + junk), "malformed_token")
+            cases[f"{where}-first-{junk!r}"] = (build(junk + segment[1:]), "malformed_token")
+        cases[f"{where}-empty"] = (build(""), "malformed_token")
+        cases[f"{where}-remainder-1"] = (build(segment + "A" * ((1 - len(segment)) % 4)), "malformed_token")
+        cases[f"{where}-single-char"] = (build("A"), "malformed_token")
+        cases[f"{where}-padded"] = (build(segment + "=" * (-len(segment) % 4 or 4)), "malformed_token")
+    for rem in (2, 3):
+        body, head = _with_remainder(payload(), rem), _with_remainder(HEADER, rem)
+        cases[f"payload-remainder-{rem}"] = (_tok(body=body), "ok")
+        cases[f"header-remainder-{rem}"] = (_tok(header=head), "ok")
+        twins = (_tok(body=_last_bits_set(body)), _tok(header=_last_bits_set(head)))
+        cases[f"payload-remainder-{rem}-non-canonical"] = (twins[0], "malformed_token")
+        cases[f"header-remainder-{rem}-non-canonical"] = (twins[1], "malformed_token")
+    cases["signature-non-canonical"] = (_tok(sig=_last_bits_set(_SIG)), "malformed_token")
+    # the order of the checks decides the reason: segment count, header, payload, signature
+    bad_header = b64url(b"[]")
+    cases["bad-header-then-non-ascii-payload"] = (f"{bad_header}.é.{s}", "malformed_header")
+    cases["bad-header-then-bad-signature"] = (f"{bad_header}.{p}.+", "malformed_header")
+    cases["bad-payload-then-non-ascii-signature"] = (f"{h}.{bad_header}.é", "malformed_payload")
+    cases["non-ascii-header-then-bad-payload"] = (f"é.{bad_header}.{s}", "malformed_token")
+    cases["five-segments-non-ascii"] = ("é.é.é.é.é", "encrypted_token_unsupported")
+    cases["four-segments-bad-header"] = (f"{bad_header}.{p}.{s}.{s}", "malformed_token")
+    cases["dots-only"] = ("..", "malformed_token")
+    cases["empty-token"] = ("", "malformed_token")
+    # JSON around and inside the object
+    body = payload()
+    for name, raw in {
+        "leading-space": b" " + body,
+        "trailing-space": body + b" ",
+        "surrounding-json-whitespace": b"\r\n\t " + body + b" \t\r\n",
+    }.items():  # JSON's own whitespace around the value was always allowed
+        cases[f"payload-{name}"] = (_tok(body=raw), "ok")
+        cases[f"header-{name}"] = (_tok(header=raw.replace(body, HEADER)), "ok")
+    for name, raw in {
+        "vertical-tab": b"\x0b" + body,
+        "form-feed": body + b"\x0c",
+        "nbsp": "\u00a0".encode() + body,
+        "utf8-bom": b"\xef\xbb\xbf" + body,
+        "trailing-data-after-space": body + b" {}",
+        "trailing-nul": body + b"\x00",
+        "two-objects": body + body,
+        "leading-space-array": b" []",
+        "leading-space-duplicate": b' {"a":1,"a":2}',
+        "leading-space-nan": b' {"a":NaN}',
+        "leading-space-lone-surrogate": b' {"a":"\\ud800"}',
+        "duplicate-top-level": b'{"a":1,"b":2,"a":1}',
+        "duplicate-nested": b'{"a":{"b":{"c":1,"c":1}}}',
+        "duplicate-in-array": b'{"a":[{"b":1,"b":2}]}',
+        "duplicate-escaped-spelling": b'{"a":1,"\\u0061":2}',
+        "nan": b'{"a":NaN}',
+        "infinity": b'{"a":Infinity}',
+        "minus-infinity": b'{"a":[-Infinity]}',
+        "missing-value": b'{"a":}',
+        "trailing-comma": b'{"a":1,}',
+        "unclosed": b"{",
+        "space-only": b" ",
+        "deep-nesting": b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "deep-nesting-leading-space": b' {"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "lone-surrogate": b'{"a":"\\ud800"}',
+        "lone-surrogate-upper-case": b'{"a":"\\uDBFF"}',
+    }.items():
+        cases[f"payload-{name}"] = (_tok(body=raw), "malformed_payload")
+        cases[f"header-{name}"] = (_tok(header=raw), "malformed_header")
+    cases["payload-escaped-slash"] = (_tok(body=splice(body, '"u":"a\\/b"')), "ok")
+    cases["payload-escaped-backslash-u"] = (_tok(body=splice(body, '"u":"\\\\ud800"')), "ok")
+    cases["payload-surrogate-pair"] = (_tok(body=splice(body, '"u":"\\ud83d\\ude00"')), "ok")
+    cases["payload-empty-object"] = (_tok(body=b"{}"), "ok")
+    return cases
+
+
+GATE_CASES = _gate_cases()
+
+
+@pytest.mark.parametrize("case", list(GATE_CASES), ids=list(GATE_CASES))
+def test_parse_token_outcome(case: str) -> None:
+    token, expected = GATE_CASES[case]
+    assert _outcome(token) == expected
+
+
+def test_size_cap_counts_characters_before_anything_else() -> None:
+    token = _tok()
+    assert _outcome(token, len(token)) == "ok"
+    assert _outcome(token, len(token) - 1) == "token_too_large"
+    assert _outcome("é" * 10, 9) == "token_too_large"
+
+
+def test_parsed_token_fields() -> None:
+    body = payload(pad="x")
+    parsed = parse_token(_tok(body=b" " + body), 8192)
+    assert parsed.header == json.loads(HEADER)
+    assert parsed.claims == json.loads(body)
+    assert type(parsed.signing_input) is bytes
+    assert parsed.signing_input == f"{_H}.{b64url(b' ' + body)}".encode("ascii")
+    assert parsed.signature == bytes(range(64))
+
+
+def test_valid_last_characters_all_decode() -> None:
+    """Every canonical last character is accepted, for each remainder (no over-refusal)."""
+    for data in (bytes([n]) for n in range(256)):
+        assert _outcome(_tok(sig=b64url(data))) == "ok"
+    for n in range(0, 256, 3):
+        assert _outcome(_tok(sig=b64url(bytes([n, 255 - n])))) == "ok"
+
+
+# --- The header memo -------------------------------------------------------------------------------
+
+
+def _compact(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}.c2ln"
+
+
+def test_flat_headers_are_shared_read_only() -> None:
+    header = {"alg": "ES256", "typ": "at+jwt", "kid": "memo-1"}
+    first = parse_token(_compact(header, {"n": 1}), 8192).header
+    second = parse_token(_compact(header, {"n": 2}), 8192).header
+    assert first is second and dict(first) == header
+    with pytest.raises(TypeError):
+        first["alg"] = "none"  # type: ignore[index]
+
+
+def test_nested_headers_are_fresh_dicts_each_time() -> None:
+    """A DPoP proof's jwk goes to a key importer: it must never be an object shared between requests."""
+    header = {"alg": "ES256", "typ": "dpop+jwt", "jwk": {"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}}
+    first = parse_token(_compact(header, {"n": 1}), 8192).header
+    second = parse_token(_compact(header, {"n": 2}), 8192).header
+    assert first == second == header and first is not second and first["jwk"] is not second["jwk"]
+
+
+def test_header_memo_stays_bounded_under_a_spray_of_headers() -> None:
+    from jwt_middleware.core import gate
+
+    for i in range(3000):
+        parse_token(_compact({"alg": "ES256", "kid": f"spray-{i}"}, {}), 8192)
+    assert len(gate._HEADERS) <= gate._HEADERS_MAX
+
+
+def test_refused_header_is_refused_again_and_never_remembered() -> None:
+    from jwt_middleware.core import gate
+
+    segment = b64url(b'{"alg":"ES256","alg":"none"}')
+    token = f"{segment}.{b64url(b'{}')}.c2ln"
+    for _ in range(2):
+        with pytest.raises(InvalidToken) as caught:
+            parse_token(token, 8192)
+        assert caught.value.reason == "malformed_header"
+    assert all(b"none" not in json.dumps(dict(h)).encode() for h in gate._HEADERS.values())
