@@ -63,7 +63,8 @@ class JWTMiddleware:
 
     def _remember_user(self, identity: Identity) -> tuple[Identity, JWTUser, AuthCredentials]:
         """Starlette's user and credentials for an Identity, kept while the Identity lives."""
-        entry = (identity, *starlette_pair(identity))
+        user, credentials = starlette_pair(identity)
+        entry = (identity, user, credentials)
         put_bounded(self._users, id(identity), entry, _USERS_CACHED)
         return entry
 
