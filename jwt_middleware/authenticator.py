@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Literal, NamedTuple, cast
 
 from ._drive import drive_async, drive_sync
-from .audit import LEVEL_MEMO, fingerprint, record_decision
+from .audit import fingerprint, record_decision
 from .challenge import Answer, render_challenge
 from .config import Config
 from .core.effects import ConsumeNonce, Effect
@@ -101,8 +101,7 @@ class Authenticator:
             raise self._internal(trace, exc) from None
         if isinstance(step, Pending):
             return Resume(finish(request, step, self._ctx, now, trace), trace)
-        if LEVEL_MEMO.get(logging.INFO, True):  # False only when the audit logger is off for INFO
-            record_decision(trace, None)
+        record_decision(trace, None)
         return step
 
     def resume(self, pending: Resume) -> Identity | None:

@@ -56,10 +56,9 @@ def check_times(claims: Claims, policy: ClaimPolicy, now: float) -> None:
     if exp.__class__ is not int or not 0 <= exp <= _MAX_TIME:
         exp = time_claim(claims, "exp")
     nbf = claims.get("nbf")
-    if nbf is not None and (nbf.__class__ is not int or not 0 <= nbf <= _MAX_TIME):
-        nbf = time_claim(claims, "nbf")
-    elif nbf is None and "nbf" in claims:
-        time_claim(claims, "nbf")  # an explicit null: refused
+    if nbf.__class__ is not int or not 0 <= nbf <= _MAX_TIME:
+        # usually absent: only a present nbf (an explicit null too) needs the full rules
+        nbf = time_claim(claims, "nbf") if nbf is not None or "nbf" in claims else None
     iat = claims.get("iat")
     if iat.__class__ is not int or not 0 <= iat <= _MAX_TIME:
         iat = time_claim(claims, "iat")

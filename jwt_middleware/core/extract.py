@@ -31,13 +31,22 @@ class Token(NamedTuple):
     raw: bytes | None = None
 
 
-def _from_authorization(request: RequestView) -> Token | None:
+def _authorization(request: RequestView) -> bytes | None:
+    """The one Authorization value, or None.
+
+    :raises InvalidRequest: two Authorization headers (RFC 6750 §2: one method, one token)
+    """
     value: bytes | None = None
     for name, header in request.headers:
         if name == b"authorization":
             if value is not None:
                 raise InvalidRequest("multiple_authorization_headers", "Send one Authorization header")
             value = header
+    return value
+
+
+def _from_authorization(request: RequestView) -> Token | None:
+    value = _authorization(request)
     return None if value is None else token_from_authorization(value)
 
 
@@ -135,16 +144,13 @@ class Extractor:
         Why: it is the verified-token cache's key for the token, so a repeated token is found
         before anything is decoded. Those bytes passed :meth:`extract` and every token check
         when they were first seen, and what :meth:`extract` makes of them depends on nothing
-        else. None means: call :meth:`extract` (which also raises whatever is wrong).
+        else. None means: call :meth:`extract` (which raises whatever else is wrong).
+
+        :raises InvalidRequest: two Authorization headers, as :meth:`extract` would
         """
         if not self._header_only:
             return None
-        value = None
-        for name, raw in request.headers:
-            if name == b"authorization":
-                if value is not None:
-                    return None
-                value = raw
+        value = _authorization(request)
         if value is None or not value.startswith(b"Bearer "):
             return None
         query = request.query_string

@@ -51,7 +51,8 @@ class Trace:
     def token_text(self) -> str | None:
         """The token, to fingerprint; never logged or shown as it is."""
         if self.token is None and self.raw is not None:
-            return self.raw[7:].decode("latin-1").lstrip(" ")
+            token = token_from_authorization(self.raw)  # accepted before: it was a cache key
+            return None if token is None else token.value
         return self.token
 
 

@@ -58,11 +58,8 @@ class VerifiedCache:
         return None
 
     def put(self, token: str | bytes, identity: Identity, until: float, generation: int) -> None:
-        entries = self._entries
-        if len(entries) < self._maxsize:  # the usual case, without put_bounded's call
-            entries[token] = (identity, until, generation)
-        elif self._maxsize:
-            put_bounded(entries, token, (identity, until, generation), self._maxsize)
+        if self._maxsize:
+            put_bounded(self._entries, token, (identity, until, generation), self._maxsize)
 
     def clear(self) -> None:
         self._entries.clear()
