@@ -72,7 +72,6 @@ def check_times(claims: Claims, policy: ClaimPolicy, now: float) -> None:
     if iat is None:
         if policy.require_iat or policy.max_age is not None:
             raise InvalidToken("missing_iat", "The access token has no issue time")
-        start = now
     else:
         if iat > now + leeway:
             raise InvalidToken("iat_in_future", "The access token was issued in the future")
@@ -80,8 +79,23 @@ def check_times(claims: Claims, policy: ClaimPolicy, now: float) -> None:
             raise InvalidToken("exp_before_iat", "The access token expired before it was issued")
         if policy.max_age is not None and now - iat > policy.max_age + leeway:
             raise InvalidToken("token_too_old", _EXPIRED)
-        start = iat
-    if policy.max_lifetime is not None and exp is not None and exp - start > policy.max_lifetime + leeway:
+    if policy.max_lifetime is not None and exp is not None:
+        _check_lifetime(exp, iat, now, policy.max_lifetime, leeway)
+
+
+def _check_lifetime(exp: float, iat: float | None, now: float, max_lifetime: float, leeway: float) -> None:
+    """``exp - iat`` (RFC 7519 §4.1.4, §4.1.6) at most ``max_lifetime``; without iat,
+    ``exp - now`` at most ``max_lifetime + leeway``.
+
+    Why no leeway with iat: both ends come from the token (the issuer's clock), so skew between
+    hosts does not enter, and a leeway would only let every token live that much longer.
+    ``exp - now`` mixes the issuer's clock with ours, so there the skew allowance applies.
+    """
+    if iat is not None:
+        too_long = exp - iat > max_lifetime
+    else:
+        too_long = exp - now > max_lifetime + leeway
+    if too_long:
         raise InvalidToken("lifetime_too_long", "The access token lives too long")
 
 
@@ -98,6 +112,9 @@ def check_audience(claims: Claims, audiences: frozenset[str]) -> None:
 
 
 _STRING_CLAIMS: Final = frozenset({"sub", "jti", "scope", "acr", "client_id"})
+#: identifiers: an empty or whitespace-only value names nobody (``iss`` must equal a configured,
+#: non-blank issuer, so it cannot be blank either)
+_NON_BLANK: Final = frozenset({"sub", "jti", "client_id"})
 _TYPED_CLAIMS: Final = _STRING_CLAIMS | {"scp", "amr", "cnf", "auth_time"}
 
 
@@ -108,6 +125,8 @@ def _check_types(claims: Claims) -> None:
         value = claims[name]
         if name in _STRING_CLAIMS:
             ok = isinstance(value, str)
+            if ok and name in _NON_BLANK and not value.strip():
+                raise InvalidToken(f"invalid_{name}", "A claim of the access token is empty")
         elif name == "scp":
             ok = isinstance(value, str) or (
                 isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -116,6 +135,10 @@ def _check_types(claims: Claims) -> None:
             ok = isinstance(value, list) and all(isinstance(a, str) for a in value)
         elif name == "cnf":
             ok = isinstance(value, dict) and isinstance(value.get("jkt", ""), str)
+            # RFC 7800 §3.1: cnf binds the token to a key the sender must prove; only jkt (RFC 9449
+            # §6.1) is checked here, so any other member (x5t#S256, RFC 8705 §3.1) cannot be
+            if ok and (not value or len(value) > 1 or "jkt" not in value):
+                raise InvalidToken("unsupported_confirmation", "The access token's binding cannot be checked")
         else:
             time_claim(claims, name)  # auth_time
             continue
@@ -134,5 +157,7 @@ def check_claims(claims: Claims, policy: ClaimPolicy, now: float) -> None:
     check_audience(claims, policy.audiences)
     _check_types(claims)
     for name in policy.required:
-        if claims.get(name) is None:
+        value = claims.get(name)
+        # Why blank strings too: a required "" or "  " would pass as present yet say nothing
+        if value is None or (isinstance(value, str) and not value.strip()):
             raise InvalidToken("missing_claim", "The access token lacks a required claim")

@@ -3,7 +3,9 @@
 Nothing is JSON-parsed before the token passes the size cap and the segment grammar, and
 decoding is stricter than the RFCs' minimum: base64url without padding or stray characters,
 UTF-8 only (no UTF-16/32, no BOM), no duplicate member names (RFC 7515 §5.2 lets us refuse
-them), no NaN/Infinity literals, no lone surrogates, objects only.
+them), no NaN/Infinity literals, no lone surrogates, objects only, and at most
+``MAX_JSON_DEPTH`` nested arrays and objects (RFC 8259 §9 lets a parser limit the depth; ours
+does not depend on the interpreter's recursion limit).
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from .._types import Claims
 from ..errors import InvalidToken
 from .verified import put_bounded
 
-__all__ = ["ParsedToken", "parse_token"]
+__all__ = ["MAX_JSON_DEPTH", "ParsedToken", "parse_token"]
+
+#: Most arrays and objects open at once in a header or payload, the outermost object counted.
+#: Real tokens nest a few levels (Keycloak's ``resource_access.<client>.roles`` is 4).
+MAX_JSON_DEPTH: Final = 32
 
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 _MALFORMED: Final = "The access token is malformed"
@@ -48,6 +54,13 @@ _LAST: Final = (
     _last_characters(b"AEIMQUYcgkosw048"),
 )
 _DOT: Final = ord(".")
+#: a JSON string, escapes and all (outside strings, valid JSON has no '"' and no '\\').
+#: Why an unclosed string matches too (to the end): a match that can fail would be retried from
+#: every later '"', quadratic on a text of escaped quotes; this one never fails, never backtracks.
+_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+#: brackets kept (objects' as arrays': the nesting, not the kind, is counted), all else deleted
+_TO_BRACKETS: Final = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class ParsedToken(NamedTuple):
@@ -115,7 +128,39 @@ _DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_const
 _SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
+def _nesting_pattern(depth: int) -> re.Pattern[bytes]:
+    """Brackets balanced and nested at most ``depth`` deep: an escaped-bracket group around the
+    pattern one level shallower, repeated, ``depth`` times over.
+
+    Why a regular expression: bounded nesting is a regular language. Every quantifier is
+    possessive and the grammar is deterministic (``[`` opens, ``]`` closes), so matching is one
+    linear pass with no backtracking and no recursion, whatever the input.
+    """
+    inner = b""
+    for _ in range(depth):
+        inner = rb"(?:\[" + inner + rb"\])*+"
+    return re.compile(inner)
+
+
+_WITHIN_DEPTH: Final = _nesting_pattern(MAX_JSON_DEPTH)
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether more than MAX_JSON_DEPTH arrays and objects nest, without a parse or recursion.
+
+    The strings go, then everything but the brackets (objects' counted as arrays'); what is
+    left must be balanced and at most MAX_JSON_DEPTH deep. Unbalanced brackets are not JSON,
+    so refusing them here changes no outcome.
+    """
+    skeleton = _JSON_STRING.sub(b"", raw).translate(_TO_BRACKETS, _NOT_BRACKETS)
+    return _WITHIN_DEPTH.fullmatch(skeleton) is None
+
+
 def _json_object(raw: bytes, reason: str) -> Claims:
+    # Why count first: nothing nests deeper than it has '[' and '{', so the exact scan runs only
+    # for the rare part with more of them than the bound (two C counts for every other).
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _too_deep(raw):
+        raise InvalidToken(reason, _MALFORMED)
     try:
         text = raw.decode()  # UTF-8, strict (the default; naming it costs a codec-name lookup)
         if text[:1] == "{":
@@ -124,7 +169,8 @@ def _json_object(raw: bytes, reason: str) -> Claims:
                 value = _DECODER.decode(text)
         else:
             value = _DECODER.decode(text)
-    # StopIteration: the scanner's "no value here" (decode() turns it into a ValueError)
+    # StopIteration: the scanner's "no value here" (decode() turns it into a ValueError);
+    # RecursionError cannot come from a text that passed the depth bound, but stays refused
     except (ValueError, RecursionError, StopIteration):
         raise InvalidToken(reason, _MALFORMED) from None
     if not isinstance(value, dict):

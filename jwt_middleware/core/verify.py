@@ -4,7 +4,9 @@ Our policy on top of joserfc's primitives, each decided on purpose:
 - the algorithm must be on the issuer's allowlist *and* be the one the key is pinned to;
 - ``crit`` is refused whatever it lists (we implement no extension; RFC 7515 §4.1.11) and so
   is ``b64`` (RFC 7797 unencoded payloads);
-- ``jku``, ``jwk``, ``x5u`` and ``x5c`` are never read: keys come from configuration only;
+- ``jku``, ``jwk``, ``x5u`` and ``x5c`` are never read: keys come from configuration only,
+  and a token carrying one is refused unless its issuer sets ``allow_key_headers`` (RFC 8725
+  §3.10: an issuer that sends them is confused or the token is hostile);
 - unregistered header parameters (``nonce``, vendor fields real IdPs send) are tolerated,
   where joserfc's strict registry would refuse them;
 - ``typ`` is checked per issuer, and types that are never access tokens are always refused;
@@ -45,14 +47,21 @@ _NEVER_ACCESS_CLAIM: Final = {
     "token_use": frozenset({"id", "refresh"}),
 }
 _NEVER_ACCESS_CLAIMS: Final = frozenset(_NEVER_ACCESS_CLAIM)
+#: header members that carry or name a key (RFC 7515 §4.1.2-4.1.6)
+_KEY_HEADERS: Final = frozenset({"jku", "jwk", "x5u", "x5c"})
+#: group order n of each curve (SEC 2 §2.4.2, §2.5.1, §2.6.1; FIPS 186-5 / SP 800-186 §3.2.1);
+#: tests/core/test_verify.py checks each against ``cryptography``'s own range check
 _CURVE_ORDER: Final = {
-    "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ES256": 0xFFFFFFFF_00000000_FFFFFFFF_FFFFFFFF_BCE6FAAD_A7179E84_F3B9CAC2_FC632551,
     "ES384": int(
-        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16
+        "FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF"
+        "C7634D81 F4372DDF 581A0DB2 48B0A77A ECEC196A CCC52973".replace(" ", ""),
+        16,
     ),
+    # 521 bits: "01FF" then 16 groups of 8 hex digits, as SEC 2 prints it
     "ES512": int(
-        "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
-        "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+        "01FF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFF FFFFFFFA"
+        "51868783 BF2F966B 7FCC0148 F709A5D0 3BB5C9B8 899C47AE BB6FB71E 91386409".replace(" ", ""),
         16,
     ),
 }
@@ -88,6 +97,7 @@ def check_header(header: Mapping[str, Any], claims: Claims, issuer: Issuer) -> t
     """Check the protected header against the issuer's policy; return ``(alg, kid)``.
 
     :raises InvalidToken: alg missing, ``none`` or not allowed; crit or b64 present; a bad kid;
+        ``jku``, ``jwk``, ``x5u`` or ``x5c`` present and not allowed (RFC 8725 §3.10);
         a ``typ`` the issuer does not accept, or one that is never an access token
     """
     alg = header.get("alg")
@@ -95,6 +105,8 @@ def check_header(header: Mapping[str, Any], claims: Claims, issuer: Issuer) -> t
         raise InvalidToken("alg_not_allowed", "The token's algorithm is not accepted")
     if "crit" in header or "b64" in header:
         raise InvalidToken("unsupported_crit", "The token uses an unsupported JWS extension")
+    if not (issuer.allow_key_headers or _KEY_HEADERS.isdisjoint(header)):
+        raise InvalidToken("key_header_refused", "The token carries or names a key of its own")
     kid = header.get("kid")
     if kid is not None or "kid" in header:
         if not isinstance(kid, str) or not 0 < len(kid) <= _MAX_KID or not kid.isprintable():

@@ -494,6 +494,22 @@ def _self_signed_cert_der(key: Key) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+def real_key_header_cases() -> list[Case]:
+    """RFC 8725 §3.10: ``jwk``/``jku``/``x5u``/``x5c`` in a token the REAL key signed (the members
+    describe that same key): refused by default, accepted with ``Issuer.allow_key_headers``."""
+    k = keys()
+    cert = base64.b64encode(_self_signed_cert_der(k.es)).decode()
+    rs_jwk = k.rs.as_dict(private=False)
+    return [
+        Case("jwk-real-key", make(header={"jwk": k.es.as_dict(private=False)})),
+        Case("jku-issuer-jwks", make(header={"jku": "https://issuer.test/.well-known/jwks.json"})),
+        Case("x5u-issuer-cert", make(header={"x5u": "https://issuer.test/cert.pem"})),
+        Case("x5c-real-key-cert", make(header={"x5c": [cert]})),
+        Case("jwk-real-key-RS256", make(ISSUER_RS, header={"jwk": rs_jwk})),
+        Case("jku-HS256", hmac_token(hs_secret(), issuer=ISSUER_HS, header={"jku": "https://hs.issuer.test/j"})),
+    ]
+
+
 def header_key_cases() -> list[Case]:
     """RFC 8725 §3.10 / CVE-2018-0114 style: keys named or carried by the token itself
     (jwk, jku, x5u, x5c) are never trusted; each token is signed by the attacker's key."""
@@ -897,6 +913,14 @@ def structure_cases() -> list[Case]:
         Case(
             "deep-objects-10k-in-header", make_raw(splice(head, '"x":' + nested(10_000, '{"":', "}")), body)
         ),
+        # one past the gate's own bound (32 levels, the outer object counted), whatever the
+        # interpreter's recursion limit would allow
+        Case("arrays-one-past-depth-bound-in-payload", make_raw(head, splice(body, '"x":' + nested(32)))),
+        Case(
+            "objects-one-past-depth-bound-in-payload",
+            make_raw(head, splice(body, '"x":' + nested(32, '{"":', "}"))),
+        ),
+        Case("arrays-one-past-depth-bound-in-header", make_raw(splice(head, '"x":' + nested(32)), body)),
         # RFC 7515 §4 / RFC 7519 §4: duplicate member names MUST be rejected (or the last taken);
         # a verifier and a downstream parser that pick different ones is a classic bypass.
         Case(
@@ -1115,6 +1139,8 @@ def _signature_ok(issuer: str, signing_input: bytes, signature: bytes) -> bool:
 def _header_ok(issuer: str, header: dict[str, Any]) -> bool:
     if header.get("alg") != _ISSUER_ALG[issuer] or "crit" in header or "b64" in header:
         return False
+    if any(name in header for name in ("jku", "jwk", "x5u", "x5c")):  # RFC 8725 §3.10, default
+        return False
     if "kid" in header and header["kid"] != _ISSUER_KID[issuer]:
         return False
     typ = header.get("typ")
@@ -1138,7 +1164,8 @@ def _times_ok(claims: dict[str, Any], now: float) -> bool:
         return False
     if iat is not None and (iat > now + LEEWAY or exp <= iat):
         return False
-    return exp - (iat if iat is not None else now) <= MAX_LIFETIME + LEEWAY
+    # exp - iat are both the issuer's clock: no leeway; exp - now mixes clocks: leeway
+    return exp - iat <= MAX_LIFETIME if iat is not None else exp - now <= MAX_LIFETIME + LEEWAY
 
 
 def _claims_ok(issuer: str, claims: dict[str, Any], now: float) -> bool:
@@ -1151,11 +1178,26 @@ def _claims_ok(issuer: str, claims: dict[str, Any], now: float) -> bool:
     for name in ("sub", "jti", "scope", "acr", "client_id"):
         if claims.get(name) is not None and not isinstance(claims[name], str):
             return False
+    for name in ("sub", "jti", "client_id"):
+        if name in claims and not str(claims[name]).strip():
+            return False
     for name, bad in _NEVER_ACCESS_CLAIMS.items():
         value = claims.get(name)
         if isinstance(value, str) and value.lower() in bad:
             return False
     return _times_ok(claims, now)
+
+
+def _depth(value: Any) -> int:
+    """Most arrays and objects open at once (iterative: no recursion limit involved)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def independently_valid(token: str, now: float = NOW) -> bool:
@@ -1170,6 +1212,8 @@ def independently_valid(token: str, now: float = NOW) -> bool:
     except (ValueError, UnicodeDecodeError, RecursionError, binascii.Error):
         return False
     if not isinstance(header, dict) or not isinstance(claims, dict):
+        return False
+    if _depth(header) > 32 or _depth(claims) > 32:  # the gate's bound, outer object counted
         return False
     issuer = claims.get("iss")
     if not isinstance(issuer, str) or issuer not in _ISSUER_ALG:

@@ -27,9 +27,11 @@ def test_token_exactly_at_size_cap_is_accepted(harness: Harness) -> None:
     harness.assert_accepted(harness.bearer(token))
 
 
-def test_moderately_nested_custom_claim_is_accepted(harness: Harness) -> None:
+@pytest.mark.parametrize("opener, closer", [("[", "]"), ('{"":', "}")], ids=["arrays", "objects"])
+def test_nesting_at_the_depth_bound_is_accepted(harness: Harness, opener: str, closer: str) -> None:
+    """32 levels, the outer object counted: the "one-past" cases below differ by one level."""
     token = corpus.make_raw(
-        corpus.header_bytes(), corpus.splice(corpus.claims_bytes(), '"x":' + corpus.nested(50))
+        corpus.header_bytes(), corpus.splice(corpus.claims_bytes(), '"x":' + corpus.nested(31, opener, closer))
     )
     harness.assert_accepted(harness.bearer(token))
 

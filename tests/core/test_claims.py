@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from joserfc.jwk import Key
 
-from jwt_middleware import Authenticator, Config, InvalidToken, Issuer, StaticKeys
+from jwt_middleware import Authenticator, Config, ConfigError, InvalidToken, Issuer, StaticKeys
 from jwt_middleware.core.claims import ClaimPolicy, check_audience, check_claims, check_times, time_claim
 from jwt_middleware.testing import FakeClock, make_key, mint, public_jwks, sign_raw
 
@@ -90,6 +90,28 @@ def test_rejects_token_living_longer_than_max_lifetime() -> None:
     assert reason_of(times, iat=NOW, exp=NOW + 10 * 365 * 86400) == "lifetime_too_long"
     # without iat the lifetime counts from now
     assert reason_of(times, exp=NOW + 2 * 86400) == "lifetime_too_long"
+
+
+@pytest.mark.parametrize("now", [NOW, NOW + 100, NOW - LEEWAY], ids=["at-iat", "later", "our-clock-behind"])
+def test_leeway_does_not_lengthen_a_lifetime_both_ends_of_which_come_from_the_token(now: float) -> None:
+    """exp - iat is the issuer's own arithmetic: clock skew between hosts does not enter it."""
+    times(now=now, iat=NOW, exp=NOW + 86400)
+    assert reason_of(times, now=now, iat=NOW, exp=NOW + 86400 + 1) == "lifetime_too_long"
+    assert reason_of(times, now=now, iat=NOW, exp=NOW + 86400 + LEEWAY) == "lifetime_too_long"
+
+
+def test_without_iat_the_lifetime_from_now_allows_the_clock_skew() -> None:
+    """exp - now mixes the issuer's clock and ours, so there the leeway applies (Config.max_lifetime)."""
+    times(exp=NOW + 86400 + LEEWAY)
+    assert reason_of(times, exp=NOW + 86400 + LEEWAY + 1) == "lifetime_too_long"
+
+
+def test_max_lifetime_boundary_end_to_end(es256_key: Key, clock: FakeClock) -> None:
+    auth = make_auth(es256_key, clock, max_lifetime=3600.0, verified_cache_size=0)
+    assert decide(auth, request(bearer(mint(es256_key, now=clock.now, lifetime=3600)))) is not None
+    rendered = refuse(auth, request(bearer(mint(es256_key, now=clock.now, lifetime=3601))))
+    assert_invalid_token(rendered)
+    assert rendered.reason == "lifetime_too_long"
 
 
 # --- NumericDate types -------------------------------------------------------------------------------
@@ -210,6 +232,53 @@ def test_rejects_claims_of_the_wrong_type(static_auth: Authenticator, es256_key:
     rendered = refuse(static_auth, request(bearer(token)))
     assert_invalid_token(rendered)
     assert rendered.reason == f"invalid_{name}"
+
+
+BLANKS = {"empty": "", "space": " ", "spaces": "   ", "tab-newline": "\t\n", "nbsp": "\u00a0",
+          "ideographic-space": "\u3000", "line-separator": "\u2028"}
+
+
+@pytest.mark.parametrize("name", ["sub", "jti", "client_id"])
+@pytest.mark.parametrize("value", list(BLANKS.values()), ids=list(BLANKS))
+def test_rejects_empty_or_whitespace_identifier_claims(
+    static_auth: Authenticator, es256_key: Key, name: str, value: str
+) -> None:
+    """An empty ``sub`` names nobody; an empty ``jti`` or ``client_id`` identifies nothing."""
+    assert reason_of(check_claims, {"iss": ISSUER, "aud": "api", "exp": NOW + 300, name: value}, POLICY, NOW) == (
+        f"invalid_{name}"
+    )
+    token = sign_raw({"alg": "ES256", "typ": "at+jwt", "kid": "es-1"},
+                     {"iss": ISSUER, "aud": "api", "sub": "u", "iat": int(NOW), "exp": int(NOW) + 300, name: value},
+                     es256_key, "ES256")
+    rendered = refuse(static_auth, request(bearer(token)))
+    assert_invalid_token(rendered)
+    assert rendered.reason == f"invalid_{name}"
+    assert rendered.json["error_description"] == "A claim of the access token is empty"
+
+
+@pytest.mark.parametrize("name", ["sub", "jti", "client_id"])
+def test_identifier_claims_with_inner_space_are_accepted(static_auth: Authenticator, es256_key: Key, name: str) -> None:
+    token = mint(es256_key, {name: "a b"}, now=NOW)
+    identity = decide(static_auth, request(bearer(token)))
+    assert identity is not None and identity.claims[name] == "a b"
+
+
+@pytest.mark.parametrize("iss", ["", " ", "\t"], ids=["empty", "space", "tab"])
+def test_rejects_empty_or_whitespace_issuer(static_auth: Authenticator, es256_key: Key, iss: str) -> None:
+    """A blank ``iss`` can match no issuer: the configuration refuses blank issuers."""
+    with pytest.raises(ConfigError, match=r"Issuer\.issuer"):
+        Issuer(iss, ("ES256",), keys=StaticKeys(public_jwks(es256_key)))
+    rendered = refuse(static_auth, request(bearer(mint(es256_key, {"iss": iss}, now=NOW))))
+    assert_invalid_token(rendered)
+    assert rendered.reason == "unknown_issuer"
+    assert reason_of(check_claims, {"iss": iss, "aud": "api", "exp": NOW + 300}, POLICY, NOW) == "invalid_issuer"
+
+
+@pytest.mark.parametrize("value", ["", "  "], ids=["empty", "spaces"])
+def test_blank_string_does_not_satisfy_a_required_claim(es256_key: Key, clock: FakeClock, value: str) -> None:
+    auth = make_auth(es256_key, clock, issuer_options={"required_claims": ("tenant",)})
+    assert decide(auth, request(bearer(mint(es256_key, {"tenant": "t1"}, now=NOW)))) is not None
+    assert refuse(auth, request(bearer(mint(es256_key, {"tenant": value}, now=NOW)))).reason == "missing_claim"
 
 
 def test_rejects_token_missing_a_required_claim(es256_key: Key, clock: FakeClock) -> None:

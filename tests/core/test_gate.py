@@ -7,13 +7,15 @@ stands between it and the app: drop a rule and its test lets the token through.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from joserfc.jwk import Key
 
 from jwt_middleware import Authenticator, CookieSource, InvalidToken
-from jwt_middleware.core.gate import parse_token
+from jwt_middleware.core.gate import MAX_JSON_DEPTH, parse_token
 from jwt_middleware.testing import FakeClock, b64url, mint, sign_raw
 
 from ._support import (
@@ -244,6 +246,95 @@ def test_deep_nesting_beyond_the_decoder_limit_is_refused_not_crashed() -> None:
         parse_token(token, len(token))
 
 
+# --- nesting depth: our bound, not the interpreter's recursion limit -------------------------------
+def nest(depth: int, kind: str) -> str:
+    """A member whose value makes the whole object ``depth`` deep (the outer object is level 1)."""
+    value = "1"
+    for level in range(depth - 1):
+        array = kind == "arrays" or (kind == "mixed" and level % 2 == 0)
+        value = f"[{value}]" if array else f'{{"a":{value}}}'
+    return '"x":' + value
+
+
+KINDS = ["arrays", "objects", "mixed"]
+
+
+def test_depth_bound_is_32() -> None:
+    assert MAX_JSON_DEPTH == 32
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nesting_at_the_bound_is_accepted(static_auth: Authenticator, signed: Any, kind: str) -> None:
+    body = splice(payload(), nest(MAX_JSON_DEPTH, kind))
+    identity = decide(static_auth, request(bearer(signed(body=body))))
+    assert identity is not None and "x" in identity.claims
+    header = splice(HEADER, nest(MAX_JSON_DEPTH, kind))  # unregistered header members are tolerated
+    assert decide(static_auth, request(bearer(signed(header=header)))) is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 2500], ids=["one-past", "2500"])
+def test_nesting_past_the_bound_is_refused(
+    es256_key: Key, clock: FakeClock, signed: Any, kind: str, depth: int
+) -> None:
+    auth = make_auth(es256_key, clock, max_token_bytes=64 * 1024)  # 2,500 objects pass the size cap
+    body_token = signed(body=splice(payload(), nest(depth, kind)))
+    header_token = signed(header=splice(HEADER, nest(depth, kind)))
+    for token, reason in ((body_token, "malformed_payload"), (header_token, "malformed_header")):
+        assert _outcome(token) == reason
+        rendered = refuse(auth, request(bearer(token)))
+        assert_invalid_token(rendered)
+        assert rendered.reason == reason
+
+
+def test_depth_refusal_does_not_depend_on_the_recursion_limit(signed: Any) -> None:
+    """With a recursion limit high enough for the C decoder to take 2,500 levels (as Python
+    3.13's own limits do), the gate still refuses 33; and 32 still passes with a low one."""
+    deep = signed(body=splice(payload(), nest(2500, "arrays")))
+    past = signed(body=splice(payload(), nest(MAX_JSON_DEPTH + 1, "objects")))
+    at = signed(body=splice(payload(), nest(MAX_JSON_DEPTH, "mixed")))
+    code = (
+        "import sys\n"
+        "from jwt_middleware.core.gate import parse_token\n"
+        "from jwt_middleware.errors import InvalidToken\n"
+        "sys.setrecursionlimit(int(sys.argv[1]))\n"
+        "for token in sys.argv[2:]:\n"
+        "    try:\n        parse_token(token, 1 << 20)\n        print('ok')\n"
+        "    except InvalidToken as e:\n        print(e.reason)\n"
+    )
+    for limit in ("100000", "120"):
+        done = subprocess.run([sys.executable, "-c", code, limit, deep, past, at],
+                              capture_output=True, text=True, check=True, timeout=60)
+        assert done.stdout.split() == ["malformed_payload", "malformed_payload", "ok"], (limit, done.stderr)
+
+
+@pytest.mark.parametrize(
+    "member",
+    ['"x":"' + "[" * 100 + '"', '"x":"' + "{" * 100 + "}" * 3 + '"', '"x":"\\"' + "[" * 50 + '\\""',
+     '"' + "[" * 40 + '":1', '"x":"\\\\"' + ',"y":[' + "[]," * 40 + "[]]"],
+    ids=["brackets-in-string", "braces-in-string", "escaped-quotes", "brackets-in-name", "escaped-backslash"],
+)
+def test_brackets_inside_strings_do_not_count(static_auth: Authenticator, signed: Any, member: str) -> None:
+    token = signed(body=splice(payload(), member))
+    assert decide(static_auth, request(bearer(token))) is not None
+
+
+def test_many_shallow_containers_are_accepted(static_auth: Authenticator, signed: Any) -> None:
+    """More openers than the bound (the exact scan runs) but only three levels."""
+    token = signed(body=splice(payload(), '"roles":[' + ",".join('{"r":["a"]}' for _ in range(60)) + "]"))
+    assert decide(static_auth, request(bearer(token))) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{" * 40, b"}" * 40, b'{"a":' + b"[" * 40 + b"}", b'{"a":' + b"]" * 40 + b"}", b'{"a":"' + b"[" * 40,
+     b'{"a":"\\' + b'\\"' * 40 + b"\\"],
+    ids=["openers-only", "closers-only", "unclosed-arrays", "stray-closers", "unclosed-string", "escapes-to-end"],
+)
+def test_unbalanced_text_with_many_brackets_is_malformed(raw: bytes) -> None:
+    assert _outcome(_tok(body=raw)) == "malformed_payload"
+
+
 def test_valid_surrogate_pair_and_unicode_are_accepted(static_auth: Authenticator, signed: Any) -> None:
     token = signed(body=splice(payload(), '"name":"\\ud83d\\ude00 Zo\\u00eb é"'))
     identity = decide(static_auth, request(bearer(token)))
@@ -454,8 +545,9 @@ def test_refused_header_is_refused_again_and_never_remembered() -> None:
 
     segment = b64url(b'{"alg":"ES256","alg":"none"}')
     token = f"{segment}.{b64url(b'{}')}.c2ln"
+    before = dict(gate._HEADERS)  # other tests' headers (an alg "none" one, say) may be there: not ours
     for _ in range(2):
         with pytest.raises(InvalidToken) as caught:
             parse_token(token, 8192)
         assert caught.value.reason == "malformed_header"
-    assert all(b"none" not in json.dumps(dict(h)).encode() for h in gate._HEADERS.values())
+    assert gate._HEADERS == before

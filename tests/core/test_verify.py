@@ -15,12 +15,13 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import Key
 
 from jwt_middleware import Authenticator, Config, InvalidToken, Issuer, SharedSecret, StaticKeys
-from jwt_middleware.core.verify import _ecdsa_der, check_header, normalize_typ
+from jwt_middleware.core.verify import _CURVE_ORDER, _ECDSA, _SIZE, _ecdsa_der, check_header, normalize_typ
 from jwt_middleware.testing import FakeClock, b64url, make_key, mint, public_jwks, sign_raw
 
 from ._support import ISSUER, NOW, assert_invalid_token, bearer, decide, make_auth, refuse, request
@@ -205,6 +206,120 @@ def test_ecdsa_range_check_accepts_the_edges() -> None:
     assert _ecdsa_in_range(_rs(P256_N - 1, P256_N - 1), P256_N)
 
 
+# --- curve constants, checked against cryptography ------------------------------------------------
+CURVES: dict[str, ec.EllipticCurve] = {"ES256": ec.SECP256R1(), "ES384": ec.SECP384R1(), "ES512": ec.SECP521R1()}
+#: RFC 7518 §3.4: the JWS signature is r || s, each as long as the curve order
+SIGNATURE_BYTES = {"ES256": 64, "ES384": 96, "ES512": 132}
+
+
+def _public_point(d: int, curve: ec.EllipticCurve) -> tuple[int, int]:
+    numbers = ec.derive_private_key(d, curve).public_key().public_numbers()
+    return numbers.x, numbers.y
+
+
+@pytest.mark.parametrize("alg", list(CURVES))
+def test_curve_order_is_the_group_order_cryptography_uses(alg: str) -> None:
+    """Each ``_CURVE_ORDER`` entry is the curve's group order n as ``cryptography`` knows it.
+
+    cryptography does not publish n, so two independent facts pin it down:
+
+    1. ``derive_private_key`` accepts a scalar d only when 0 < d < n (OpenSSL's range check):
+       ``n - 1`` is accepted and ``n`` refused, so the library's bound is exactly our n;
+    2. ``(n - 1)·G`` is ``-G`` (the generator's x, the other y): n·G is the point at infinity,
+       which only a multiple of the group order gives. This checks the curve arithmetic,
+       not the range test, so a wrong n cannot pass both.
+    """
+    curve, n = CURVES[alg], _CURVE_ORDER[alg]
+    assert n.bit_length() == curve.key_size  # 256, 384, 521 (not 657)
+    ec.derive_private_key(n - 1, curve)
+    with pytest.raises(ValueError):
+        ec.derive_private_key(n, curve)
+    gx, gy = _public_point(1, curve)
+    minus_x, minus_y = _public_point(n - 1, curve)
+    assert minus_x == gx and minus_y != gy
+
+
+@pytest.mark.parametrize("alg", list(CURVES))
+def test_ecdsa_sizes_and_hashes_follow_rfc7518(alg: str) -> None:
+    assert 2 * _SIZE[_CURVE_ORDER[alg]] == SIGNATURE_BYTES[alg] == 2 * ((CURVES[alg].key_size + 7) // 8)
+    digest = _ECDSA[alg].algorithm
+    assert isinstance(digest, hashes.HashAlgorithm)
+    assert digest.name == {"ES256": "sha256", "ES384": "sha384", "ES512": "sha512"}[alg]
+
+
+def test_p256_order_copies_in_the_tests_match_the_library() -> None:
+    """The attack corpus and this module keep their own P-256 n (independent of verify.py)."""
+    from ..attacks import corpus
+
+    assert P256_N == corpus.P256_N == _CURVE_ORDER["ES256"]
+
+
+# --- every ECDSA curve verifies (ES512 once never did) ------------------------------------------------
+@pytest.fixture(scope="module")
+def ec_keys() -> dict[str, Key]:
+    return {alg: make_key(alg, kid=f"{alg.lower()}-1") for alg in CURVES}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("alg", list(CURVES))
+def test_genuine_ecdsa_token_verifies_on_every_curve(ec_keys: dict[str, Key], clock: FakeClock, alg: str) -> None:
+    key = ec_keys[alg]
+    auth = make_auth(key, clock, algorithms=(alg,))
+    token = mint(key, now=NOW)
+    assert len(__import__("base64").urlsafe_b64decode(token.split(".")[2] + "==")) == SIGNATURE_BYTES[alg]
+    identity = decide(auth, request(bearer(token)))
+    assert identity is not None and identity.subject == "user-1"
+
+
+def _es_signature(token: str) -> tuple[int, int, int]:
+    raw = __import__("base64").urlsafe_b64decode(token.split(".")[2] + "==")
+    half = len(raw) // 2
+    return int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"), half
+
+
+@pytest.mark.parametrize("alg", list(CURVES))
+def test_rejects_ecdsa_scalar_equal_to_the_order_on_every_curve(
+    ec_keys: dict[str, Key], clock: FakeClock, alg: str
+) -> None:
+    """r + n and s + n are the same residues, so only the range check can refuse them."""
+    key = ec_keys[alg]
+    auth = make_auth(key, clock, algorithms=(alg,))
+    n = _CURVE_ORDER[alg]
+    token = mint(key, now=NOW)
+    r, s, size = _es_signature(token)
+    for forged_r, forged_s in ((n, s), (r, n), (0, s), (r, 0)):
+        forged = forged_r.to_bytes(size, "big") + forged_s.to_bytes(size, "big")
+        assert refuse(auth, request(bearer(with_signature(token, forged)))).reason == "bad_signature"
+        assert not _ecdsa_in_range(forged, n)  # ours, not only OpenSSL's, refuses it
+    assert _ecdsa_in_range((n - 1).to_bytes(size, "big") * 2, n)
+    # an r + n that still fits the width: same residue, refused by the range check alone
+    if r + n < 1 << (8 * size):
+        wrapped = (r + n).to_bytes(size, "big") + s.to_bytes(size, "big")
+        assert refuse(auth, request(bearer(with_signature(token, wrapped)))).reason == "bad_signature"
+
+
+@pytest.mark.parametrize("length", [130, 131, 133, 134, 139, 64, 96])
+def test_rejects_es512_signature_of_wrong_length(ec_keys: dict[str, Key], clock: FakeClock, length: int) -> None:
+    key = ec_keys["ES512"]
+    auth = make_auth(key, clock, algorithms=("ES512",))
+    token = mint(key, now=NOW)
+    raw = __import__("base64").urlsafe_b64decode(token.split(".")[2] + "==")
+    forged = (raw * 2)[:length]
+    assert refuse(auth, request(bearer(with_signature(token, forged)))).reason == "bad_signature"
+
+
+def test_es512_signature_from_cryptography_directly_verifies(ec_keys: dict[str, Key], clock: FakeClock) -> None:
+    """Signed without joserfc: OpenSSL's DER output converted to 66 + 66 bytes by hand."""
+    key = ec_keys["ES512"]
+    header = b64url(json.dumps({"alg": "ES512", "typ": "at+jwt", "kid": key.kid}))
+    signing_input = f"{header}.{b64url(json.dumps(claims()))}"
+    private = key.private_key
+    assert isinstance(private, ec.EllipticCurvePrivateKey)
+    der = private.sign(signing_input.encode(), ec.ECDSA(hashes.SHA512()))
+    r, s = decode_dss_signature(der)
+    token = f"{signing_input}.{b64url(r.to_bytes(66, 'big') + s.to_bytes(66, 'big'))}"
+    assert decide(make_auth(key, clock, algorithms=("ES512",)), request(bearer(token))) is not None
+
+
 @pytest.mark.parametrize("length", [1, 32, 63, 65, 96, 128])
 def test_rejects_ecdsa_signature_of_wrong_length(static_auth: Authenticator, es256_key: Key, length: int) -> None:
     h, p, s = mint(es256_key, now=NOW).split(".")
@@ -292,26 +407,72 @@ def _self_signed(key: Key) -> str:
     return __import__("base64").b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
+def _key_header(member: str, key: Key, server: _CountingServer) -> Any:
+    return {
+        "jwk": key.as_dict(private=False),
+        "jku": server.url + "/jwks",
+        "x5u": server.url + "/cert.pem",
+        "x5c": [_self_signed(key)],
+    }[member]
+
+
 @pytest.mark.parametrize("member", ["jwk", "jku", "x5u", "x5c"])
 @pytest.mark.parametrize("kid", ["es-1", "attacker", None], ids=["trusted-kid", "attacker-kid", "no-kid"])
+@pytest.mark.parametrize("allow", [False, True], ids=["default", "allow-key-headers"])
 def test_rejects_token_signed_by_embedded_or_referenced_attacker_key(
-    static_auth: Authenticator, attacker_key: Key, attacker_server: _CountingServer, member: str, kid: str | None
+    es256_key: Key, attacker_key: Key, attacker_server: _CountingServer, clock: FakeClock,
+    member: str, kid: str | None, allow: bool,
 ) -> None:
-    value: Any = {
-        "jwk": attacker_key.as_dict(private=False),
-        "jku": attacker_server.url + "/jwks",
-        "x5u": attacker_server.url + "/cert.pem",
-        "x5c": [_self_signed(attacker_key)],
-    }[member]
-    token = mint(attacker_key, header={member: value}, kid=kid if kid else False, now=NOW)
+    """Refused at the header by default; with the members allowed they are still never read."""
+    auth = make_auth(es256_key, clock, issuer_options={"allow_key_headers": allow})
+    token = mint(attacker_key, header={member: _key_header(member, attacker_key, attacker_server)},
+                 kid=kid if kid else False, now=NOW)
     view = request(bearer(token))
     hits = attacker_server.hits
-    flow = static_auth.flow(view)
+    flow = auth.flow(view)
     with pytest.raises(InvalidToken) as caught:
         next(flow)  # refused without asking the outside world for anything
-    assert caught.value.reason in ("bad_signature", "unknown_kid")
-    assert_invalid_token(refuse(static_auth, view))
+    assert caught.value.reason in (("bad_signature", "unknown_kid") if allow else ("key_header_refused",))
+    assert_invalid_token(refuse(auth, view))
     assert attacker_server.hits == hits == 0
+
+
+@pytest.mark.parametrize("member", ["jwk", "jku", "x5u", "x5c"])
+def test_rejects_key_bearing_header_even_when_our_key_signed(
+    static_auth: Authenticator, es256_key: Key, attacker_server: _CountingServer, member: str
+) -> None:
+    """RFC 8725 §3.10: an issuer sending these is confused, or the token is not what it seems."""
+    token = mint(es256_key, header={member: _key_header(member, es256_key, attacker_server)}, now=NOW)
+    rendered = refuse(static_auth, request(bearer(token)))
+    assert_invalid_token(rendered)
+    assert rendered.reason == "key_header_refused"
+    assert rendered.json["error_description"] == "The token carries or names a key of its own"
+    assert attacker_server.hits == 0
+
+
+@pytest.mark.parametrize("member", ["jwk", "jku", "x5u", "x5c"])
+def test_allow_key_headers_accepts_them_when_our_key_signed(
+    es256_key: Key, attacker_server: _CountingServer, clock: FakeClock, member: str
+) -> None:
+    auth = make_auth(es256_key, clock, issuer_options={"allow_key_headers": True})
+    token = mint(es256_key, header={member: _key_header(member, es256_key, attacker_server)}, now=NOW)
+    assert decide(auth, request(bearer(token))) is not None
+    assert attacker_server.hits == 0
+
+
+@pytest.mark.parametrize("header", [{"jku": None}, {"x5c": []}, {"jwk": {}}, {"x5u": ""}],
+                         ids=["jku-null", "x5c-empty", "jwk-empty", "x5u-empty"])
+def test_key_header_is_refused_whatever_its_value(header: dict[str, Any]) -> None:
+    with pytest.raises(InvalidToken) as caught:
+        check_header({"alg": "ES256", **header}, {}, ES_ISSUER)
+    assert caught.value.reason == "key_header_refused"
+    allowing = Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys({"keys": []}), allow_key_headers=True)
+    assert check_header({"alg": "ES256", **header}, {}, allowing) == ("ES256", None)
+
+
+def test_x5t_thumbprints_are_no_key_headers() -> None:
+    """``x5t``/``x5t#S256`` carry no key and point nowhere: not refused."""
+    assert check_header({"alg": "ES256", "x5t": "AAAA", "x5t#S256": "AAAA"}, {}, ES_ISSUER) == ("ES256", None)
 
 
 def test_embedded_jwk_does_not_help_even_with_remote_keys(attacker_key: Key, clock: FakeClock) -> None:
@@ -319,11 +480,17 @@ def test_embedded_jwk_does_not_help_even_with_remote_keys(attacker_key: Key, clo
     from jwt_middleware import JWKSUrl
     from jwt_middleware.core.effects import FetchKeys
 
-    issuer = Issuer(ISSUER, algorithms=("ES256",), keys=JWKSUrl("https://issuer.test/jwks"))
-    auth = Authenticator(Config(issuers=[issuer], audience="api", clock=clock))
     token = mint(attacker_key, header={"jwk": attacker_key.as_dict(private=False),
                                        "jku": "https://attacker.example/jwks"}, now=NOW)
+    allowing = Issuer(ISSUER, algorithms=("ES256",), keys=JWKSUrl("https://issuer.test/jwks"),
+                      allow_key_headers=True)
+    auth = Authenticator(Config(issuers=(allowing,), audience="api", clock=clock))
     assert next(auth.flow(request(bearer(token)))) == FetchKeys(ISSUER, blocking=True)
+    default = Issuer(ISSUER, algorithms=("ES256",), keys=JWKSUrl("https://issuer.test/jwks"))
+    auth = Authenticator(Config(issuers=(default,), audience="api", clock=clock))
+    with pytest.raises(InvalidToken) as caught:
+        next(auth.flow(request(bearer(token))))  # refused before any fetch
+    assert caught.value.reason == "key_header_refused"
 
 
 # --- kid -------------------------------------------------------------------------------------------
