@@ -91,7 +91,8 @@ def build_context(config: Config, keys: KeyCache) -> Context:
         for name, issuer in issuers.items()
     }
     return Context(
-        matcher=Matcher(config.rules, config.default_access),
+        matcher=Matcher(config.rules, config.default_access, preflight=config.preflight,
+                        match_full_path=config.match_full_path),
         extractor=Extractor(config.sources, allow_query=config.allow_query_token),
         issuers=issuers,
         policies=policies,
@@ -119,7 +120,9 @@ def _sender_policy(config: Config) -> SenderPolicy | None:
         ),
         nonces=DPoPNonces(settings.nonce_secret, step=settings.nonce_step) if settings.nonce_secret else None,
         external_base_url=settings.external_base_url,
-        trust_forwarded=settings.trust_forwarded,
+        proxies=config.trusted_proxies,
+        # lower-case, default ports refused by DPoPSettings: already request_url.host_key forms
+        allowed_hosts=frozenset(settings.allowed_hosts) if settings.external_base_url is None else None,
         key_cache=ProofKeyCache(),
     )
 
@@ -204,7 +207,7 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
         if key is None:  # a fetch is due (cold, refresh-ahead, kid miss): finish() yields it
             return Pending(rule, token, None, checked)
         identity = _accept(checked, key, ctx, now)
-        _remember(token, identity, generation, ctx)  # ready() fetched nothing: same generation
+        _remember(token, identity, generation, ctx)  # read before ready(): see _key
     if effects_due or identity.binding is not None:
         return Pending(rule, token, identity)
     trace.identity = identity
@@ -219,11 +222,7 @@ def finish(request: RequestView, pending: Pending, ctx: Context, now: float, tra
     if identity is None:
         if checked is None:
             checked = _check_token(token, ctx, trace)
-        key = yield from _key(ctx.keys, checked.issuer.issuer, checked.kid, checked.alg, now)
-        # Why read the generation after the key lookup: a cold or kid-miss fetch inside this
-        # flow changes it, and an entry stored under the earlier value would never be reused;
-        # a change after this point (another request's fetch) makes the entry stale, as it should.
-        generation = ctx.keys.generation
+        key, generation = yield from _key(ctx.keys, checked.issuer.issuer, checked.kid, checked.alg, now)
         identity = _accept(checked, key, ctx, now)
         _remember(token, identity, generation, ctx)
     trace.identity = identity
@@ -292,10 +291,21 @@ _TUPLE_NEW: Final = tuple.__new__
 
 def _key(
     keys: KeyCache, issuer: str, kid: str | None, alg: str, now: float
-) -> Generator[Effect, object, PinnedKey]:
+) -> Generator[Effect, object, tuple[PinnedKey, int]]:
+    """The key for the token, and the key-set generation read just before it was looked up.
+
+    Why before: a refresh that lands between the lookup and the cache write (another thread,
+    or the background refresh this flow asked for while it was suspended) retires the key, and
+    an entry filed under the later generation would keep accepting the token as current. Filed
+    under the earlier one, it is stale as soon as the set changes (``KeyCache.store`` installs
+    the keys before it bumps the generation). After a blocking fetch the generation is read
+    again, so a token verified with the freshly fetched set is still reused.
+    """
+    generation = keys.generation
     key, need = keys.select(issuer, kid, alg, now)
     if need is not None:
         yield FetchKeys(issuer, blocking=need.blocking)
     if key is None:
+        generation = keys.generation
         key = keys.select_after_fetch(issuer, kid, alg, now)
-    return key
+    return key, generation

@@ -10,41 +10,29 @@ States of one issuer's set, by ``now``::
 
 Why: a failed fetch never wipes the last good set (PyJWT's PyJWKClient did), an unknown
 ``kid`` causes at most one refetch per cooldown per issuer, and kids found missing are
-remembered, so a spray of random kids costs the issuer nothing and known-kid requests never
-queue behind it.
+remembered for one cooldown, so a spray of random kids costs the issuer nothing and known-kid
+requests never queue behind it. Kids a refresh dropped are remembered as retired and checked
+again on a budget of their own, so tokens of a retired key never delay the next new kid.
+Measured in cooldowns, how long genuine tokens are refused: a new kid, at most one (only when
+another unknown kid spent the budget just before); a kid a forged token named before the
+issuer published it, at most one; a retired kid published again, at most one.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-from joserfc.errors import JoseError
-from joserfc.jwk import JWKRegistry, Key
-from joserfc.jws import JWSRegistry
-
-from ..config import HMAC_ALGORITHMS, Issuer, KeyPolicy
+from ..config import Issuer, KeyPolicy
 from ..errors import InvalidToken, Unavailable
+from .pinning import PinnedKey, pin_keys
 
 __all__ = ["FetchNeeded", "KeyCache", "PinnedKey", "pin_keys"]
 
-_MAX_REMEMBERED_MISSING_KIDS: Final = 1024
-_EC_ALG: Final = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
-_RSA_MIN_BITS: Final = 2048
-
-
-@dataclass(frozen=True, slots=True)
-class PinnedKey:
-    """One verification key and the single algorithm it may verify (RFC 8725 §3.1)."""
-
-    kid: str | None
-    alg: str
-    key: Key
-    #: stable text of the public JWK, to tell whether a refetched set really changed
-    fingerprint: str
+#: bound of each per-issuer memory of kids (missing, retired); a full one forgets its oldest sixteenth
+_MAX_REMEMBERED_KIDS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,72 +55,30 @@ class _IssuerState:
     #: ``attempts`` when the last kid-miss fetch was asked for: equal while that fetch runs
     kid_fetch_attempts: int = -1
     refresh_started_at: float | None = None
-    missing_kids: dict[str, None] = field(default_factory=dict)
+    #: kids a fetch found missing → when that finding lapses (a kid-miss then refetches)
+    missing_kids: dict[str, float] = field(default_factory=dict)
+    #: kids a refresh dropped from the set → when; refused without spending the unknown-kid budget
+    retired_kids: dict[str, float] = field(default_factory=dict)
+    #: when the retired kids were last checked against the issuer (any fetch that ended well)
+    retired_checked_at: float = -math.inf
     attempts: int = 0
 
 
-def _infer_alg(key: Key, data: Mapping[str, Any], allowed: tuple[str, ...]) -> str | None:
-    """The one algorithm this key may verify: its own ``alg``, else the only fit in the allowlist."""
-    declared = data.get("alg")
-    if declared is not None:
-        return declared if isinstance(declared, str) and declared in allowed else None
-    kty = key.key_type
-    if kty == "EC":
-        alg = _EC_ALG.get(str(data.get("crv")))
-        return alg if alg in allowed else None
-    if kty == "OKP":
-        if data.get("crv") != "Ed25519":
-            return None
-        return next((a for a in ("EdDSA", "Ed25519") if a in allowed), None)
-    if kty == "RSA":
-        return next((a for a in allowed if a[:2] in ("RS", "PS")), None)
-    if kty == "oct":
-        return next((a for a in allowed if a in HMAC_ALGORITHMS), None)
-    return None
-
-
-def _pin_one(data: Mapping[str, Any], allowed: tuple[str, ...]) -> PinnedKey | None:
-    if not isinstance(data, Mapping) or data.get("use", "sig") != "sig":
-        return None
-    ops = data.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-        return None
-    kid = data.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        return None
-    try:
-        key = JWKRegistry.import_key(dict(data))
-        alg = _infer_alg(key, data, allowed)
-        if alg is None:
-            return None
-        JWSRegistry.algorithms[alg].check_key(key)
-        if key.key_type == "RSA" and key.public_key.key_size < _RSA_MIN_BITS:  # type: ignore[union-attr]
-            return None
-        public = key.as_dict(private=False) if key.key_type != "oct" else {"k": "<secret>", "kid": kid}
-    except (JoseError, ValueError, TypeError, KeyError, AttributeError):
-        return None
-    return PinnedKey(kid, alg, key, json.dumps(public, sort_keys=True) + alg)
-
-
-def pin_keys(jwks: Mapping[str, Any], allowed: tuple[str, ...], max_keys: int = 64) -> list[PinnedKey]:
-    """Import a JWKS, keeping only signature keys usable with an allowed algorithm.
-
-    Keys with ``use`` other than ``sig``, unknown types, weak RSA moduli (< 2048 bits,
-    RFC 7518 §3.3) or an ``alg`` outside the allowlist are skipped, not fatal.
-    """
-    raw = jwks.get("keys")
-    if not isinstance(raw, list):
-        return []
-    pinned = [p for p in (_pin_one(d, allowed) for d in raw[:max_keys]) if p is not None]
-    return pinned
+def _remember(kids: dict[str, float], kid: str, value: float) -> None:
+    """Note ``kid``; a full memory first forgets its oldest sixteenth (costs a fetch, never a key)."""
+    if kid not in kids and len(kids) >= _MAX_REMEMBERED_KIDS:
+        for old in list(kids)[: _MAX_REMEMBERED_KIDS // 16]:
+            kids.pop(old, None)  # another request thread may be evicting the same ones
+    kids[kid] = value
 
 
 class KeyCache:
     """Per-issuer key sets, their freshness and the kid-miss throttle.
 
     The core calls :meth:`select`; the key loader (driver side) calls :meth:`store` and
-    :meth:`record_failure`. ``generation`` changes whenever any issuer's set changes, so
-    caches of verified tokens can drop what was verified with a retired key.
+    :meth:`record_failure`. ``generation`` changes whenever any issuer's set changes (once
+    the new keys are in place), so caches of verified tokens can drop what was verified with a
+    retired key: read it before looking a key up, and file the verification under that value.
     """
 
     def __init__(self, issuers: Mapping[str, Issuer], policy: KeyPolicy) -> None:
@@ -162,18 +108,45 @@ class KeyCache:
             if need is not None and self._start_refresh(state, now):
                 return key, need
             return key, None
-        if kid is None or kid in state.missing_kids or state.static:
+        if kid is None or state.static:
             raise InvalidToken("unknown_kid", "No trusted key matches the token")
+        if kid in state.retired_kids:
+            return None, self._retired_kid_fetch(state, now)
+        if state.missing_kids.get(kid, -math.inf) > now:
+            raise InvalidToken("unknown_kid", "No trusted key matches the token")
+        return None, self._kid_miss_fetch(state, now)
+
+    def _kid_miss_fetch(self, state: _IssuerState, now: float) -> FetchNeeded:
+        """A kid neither in the set nor known to be missing: refetch, at most once per cooldown.
+
+        :raises InvalidToken: ``unknown_kid_throttled`` within the cooldown, unless its fetch runs
+        """
         if now - state.kid_fetch_at < self.policy.kid_miss_cooldown:
             if self._kid_fetch_running(state, now):
                 # Why: during a rotation the requests that carry the new kid while its fetch
                 # runs must wait for that fetch (the loader's single-flight joins them to
                 # it), not be refused as throttled.
-                return None, FetchNeeded(blocking=True, reason="kid_miss")
+                return FetchNeeded(blocking=True, reason="kid_miss")
             raise InvalidToken("unknown_kid_throttled", "No trusted key matches the token")
         state.kid_fetch_at = now
         state.kid_fetch_attempts = state.attempts
-        return None, FetchNeeded(blocking=True, reason="kid_miss")
+        return FetchNeeded(blocking=True, reason="kid_miss")
+
+    def _retired_kid_fetch(self, state: _IssuerState, now: float) -> FetchNeeded:
+        """A kid a refresh dropped: checked again at most once per cooldown, on its own budget.
+
+        Why its own budget: tokens signed with a retired key keep coming for their lifetime;
+        if the first of them spent the unknown-kid refetch, the issuer's next new kid, used
+        right after, would be refused as throttled. Why check at all: an issuer that publishes
+        a retired kid again (a rollback, an endpoint behind a lagging cache) is believed within
+        one cooldown, not only at the next scheduled refresh.
+
+        :raises InvalidToken: ``unknown_kid`` while the last check is younger than the cooldown
+        """
+        if now - state.retired_checked_at < self.policy.kid_miss_cooldown:
+            raise InvalidToken("unknown_kid", "No trusted key matches the token")
+        state.retired_checked_at = now
+        return FetchNeeded(blocking=True, reason="kid_miss")
 
     def ready(self, issuer: str, kid: str | None, alg: str, now: float) -> PinnedKey | None:
         """The key, when :meth:`select` would return it with no fetch due; else None (ask select).
@@ -197,8 +170,11 @@ class KeyCache:
             raise Unavailable("keys_unavailable", retry_after=self._retry_after(state, now))
         key = self._find(state, issuer, kid, alg)
         if key is None:
-            if kid is not None and len(state.missing_kids) < _MAX_REMEMBERED_MISSING_KIDS:
-                state.missing_kids[kid] = None
+            if kid is not None and kid not in state.retired_kids:
+                # Why a lapse: a forged token may name the kid the issuer publishes next; the
+                # finding must not outlive one cooldown, or genuine tokens with that kid would
+                # be refused until the set itself expired (up to max_ttl).
+                _remember(state.missing_kids, kid, now + self.policy.kid_miss_cooldown)
             raise InvalidToken("unknown_kid", "No trusted key matches the token")
         return key
 
@@ -272,23 +248,45 @@ class KeyCache:
 
     # --- write side (the key loader) ------------------------------------------------------
     def store(self, issuer: str, keys: list[PinnedKey], max_age: float | None, now: float) -> None:
-        """Install a freshly fetched set; TTL from Cache-Control max-age clamped to the policy."""
+        """Install a freshly fetched set; TTL from Cache-Control max-age clamped to the policy.
+
+        Kids the previous set had and this one lacks become known-retired; kids it has are no
+        longer missing nor retired. The generation changes after the keys are in place.
+        """
         state = self._state[issuer]
         policy = self.policy
         ttl = policy.default_ttl if max_age is None else min(max(max_age, policy.min_ttl), policy.max_ttl)
         if state.static:
             ttl = math.inf
         new = {(k.kid, k.alg): k for k in reversed(keys)}  # first key wins on a duplicate (kid, alg)
-        if {k: v.fingerprint for k, v in new.items()} != {k: v.fingerprint for k, v in state.keys.items()}:
-            self.generation += 1
-            state.missing_kids.clear()
+        old = state.keys
+        changed = {k: v.fingerprint for k, v in new.items()} != {k: v.fingerprint for k, v in old.items()}
+        kids = frozenset(kid for kid, _ in new)
+        self._note_retired(state, kids, now)
+        # Why keys before generation: the pipeline reads the generation, then looks the key up,
+        # and files what it verified under that generation. Bumped first, a reader could pair
+        # the new generation with a key of the old set, and a retired key's token would be
+        # cached as current (the rotation race).
         state.keys = new
-        state.kids = frozenset(kid for kid, _ in new)
+        state.kids = kids
+        if changed:
+            self.generation += 1
         state.loaded = True
         state.expires_at = now + ttl
         state.failed_at = None
         state.refresh_started_at = None
         state.attempts += 1
+
+    @staticmethod
+    def _note_retired(state: _IssuerState, kids: frozenset[str | None], now: float) -> None:
+        for kid in state.kids - kids:
+            if kid is not None:
+                _remember(state.retired_kids, kid, now)
+        for kid in kids:
+            if kid is not None:
+                state.retired_kids.pop(kid, None)
+                state.missing_kids.pop(kid, None)
+        state.retired_checked_at = now
 
     def record_failure(self, issuer: str, now: float) -> None:
         """A fetch failed (down, slow, garbage, empty): keep the last good set, back off."""

@@ -23,8 +23,9 @@ from joserfc.jwk import JWKRegistry, Key
 from .._types import Clock
 from ..config import Issuer, KeyPolicy
 from ..errors import ConfigError
-from .cache import KeyCache, pin_keys
+from .cache import KeyCache
 from .fetch import Fetched, FetchError, afetch_document, fetch_document, parse_discovery
+from .pinning import PinnedKey, SkippedKey, read_keys
 from .sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
 
 __all__ = ["KeyLoader"]
@@ -91,19 +92,57 @@ class KeyLoader:
         self._loop_locks = weakref.WeakKeyDictionary()
         self._jwks_urls: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: what the last warning about an issuer's unusable keys said, to say it once per change
+        self._skipped: dict[str, tuple[SkippedKey, ...]] = {}
         for name, issuer in issuers.items():
             if isinstance(issuer.keys, StaticKeys | SharedSecret):
-                self._install_static(name, issuer)
+                self._install_static(name, issuer, issuer.keys)
+            elif isinstance(issuer.keys, JWKSFile):
+                self._install_file_at_start(name, issuer, issuer.keys)
 
-    def _install_static(self, name: str, issuer: Issuer) -> None:
-        assert isinstance(issuer.keys, StaticKeys | SharedSecret)
-        pinned = pin_keys(static_jwks(issuer.keys), issuer.algorithms, self._policy.max_keys)
+    def _install_static(self, name: str, issuer: Issuer, source: StaticKeys | SharedSecret) -> None:
+        keys = self._checked(issuer, static_jwks(source), type(source).__name__, copied=False)
+        self.cache.store(name, keys, None, self._clock())
+
+    def _install_file_at_start(self, name: str, issuer: Issuer, source: JWKSFile) -> None:
+        """Read a JWKS file once at construction: it is configuration, so its mistakes are ConfigErrors."""
+        try:
+            fetched = _read_file(source.path, self._policy.max_jwks_bytes)
+        except FetchError as exc:
+            raise ConfigError(
+                f"Issuer {issuer.issuer!r}: JWKSFile {source.path!r}: {exc}; give the path of a JWKS "
+                "document (a JSON object with a 'keys' list)"
+            ) from None
+        keys = self._checked(issuer, fetched.document, f"JWKSFile {source.path!r}", copied=True)
+        self.cache.store(name, keys, fetched.max_age, self._clock())
+
+    def _checked(
+        self, issuer: Issuer, jwks: Mapping[str, Any], option: str, *, copied: bool
+    ) -> list[PinnedKey]:
+        """Keys given in configuration: every one must be able to verify (STYLE §6.14).
+
+        Why ``copied``: a JWKS file is often a copy of the set an IdP publishes, which holds
+        encryption keys and keys for other algorithms beside this issuer's; those are skipped
+        with a warning naming them. A weak or broken key is refused from a file too.
+
+        :raises ConfigError: naming each key that never could, and why
+        """
+        pinned, skipped = read_keys(jwks, issuer.algorithms, self._policy.max_keys)
+        if copied:
+            self._warn_skipped(issuer.issuer, tuple(s for s in skipped if s.other_purpose))
+            skipped = [s for s in skipped if not s.other_purpose]
+        if skipped:
+            listed = "; ".join(str(s) for s in skipped)
+            raise ConfigError(
+                f"Issuer {issuer.issuer!r}: {option}: {listed}. Such a key can never verify a token; "
+                "remove it, or fix Issuer.algorithms or the key"
+            )
         if not pinned:
             raise ConfigError(
                 f"Issuer {issuer.issuer!r}: none of the given keys can verify {list(issuer.algorithms)}; "
                 "check the key type, curve, size (RSA >= 2048 bits) and 'use'"
             )
-        self.cache.store(name, pinned, None, self._clock())
+        return pinned
 
     # --- sync ------------------------------------------------------------------------------
     def load(self, issuer: str) -> None:
@@ -190,12 +229,21 @@ class KeyLoader:
     # --- shared ----------------------------------------------------------------------------
     def _install(self, issuer: str, fetched: Fetched) -> None:
         config = self._issuers[issuer]
-        pinned = pin_keys(fetched.document, config.algorithms, self._policy.max_keys)
+        pinned, skipped = read_keys(fetched.document, config.algorithms, self._policy.max_keys)
+        self._warn_skipped(issuer, tuple(skipped))
         if not pinned:
             self._failed(issuer, FetchError("no usable signature key in the set"))
             return
         self.cache.store(issuer, pinned, fetched.max_age, self._clock())
         logger.info("jwks loaded", extra={"issuer": issuer, "keys": len(pinned)})
+
+    def _warn_skipped(self, issuer: str, skipped: tuple[SkippedKey, ...]) -> None:
+        """One bad published key must not take the issuer down: skip it, and say so once per change."""
+        if skipped == self._skipped.get(issuer, ()):
+            return
+        self._skipped[issuer] = skipped
+        for key in skipped:
+            logger.warning("jwks key skipped for issuer %r: %s", issuer, key, extra={"issuer": issuer})
 
     def _failed(self, issuer: str, exc: Exception) -> None:
         self.cache.record_failure(issuer, self._clock())

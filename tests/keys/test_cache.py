@@ -151,7 +151,7 @@ def test_failed_fetch_keeps_the_last_good_set_and_generation(k1: Key) -> None:
 
 
 # --- unknown kid --------------------------------------------------------------------------------
-def test_unknown_kid_fetches_once_then_is_remembered_as_missing(k1: Key) -> None:
+def test_unknown_kid_fetches_once_then_is_remembered_as_missing_for_one_cooldown(k1: Key) -> None:
     cache = make_cache()
     warm(cache, k1)
     assert cache.select(ISS, "ghost", "ES256", T0 + 10) == (None, KID_MISS)
@@ -159,10 +159,12 @@ def test_unknown_kid_fetches_once_then_is_remembered_as_missing(k1: Key) -> None
     with pytest.raises(InvalidToken) as caught:
         cache.select_after_fetch(ISS, "ghost", "ES256", T0 + 10)
     assert caught.value.reason == "unknown_kid"
-    # remembered: even after the cooldown it causes no fetch
-    with pytest.raises(InvalidToken) as caught:
-        cache.select(ISS, "ghost", "ES256", T0 + 100)
+    with pytest.raises(InvalidToken) as caught:  # remembered: no fetch within the cooldown
+        cache.select(ISS, "ghost", "ES256", T0 + 39.9)
     assert caught.value.reason == "unknown_kid"
+    # Why it lapses: the kid may be the one the issuer publishes next (a forged token named it
+    # first); remembered until the set changed, genuine tokens would wait for the set's expiry.
+    assert cache.select(ISS, "ghost", "ES256", T0 + 40) == (None, KID_MISS)
 
 
 def test_other_unknown_kids_within_the_cooldown_are_refused_without_fetch(k1: Key) -> None:
@@ -206,10 +208,60 @@ def test_missing_kids_are_kept_when_a_refetch_brings_the_same_set(k1: Key) -> No
     cache.store(ISS, pinned(k1), 300, T0 + 1)
     with pytest.raises(InvalidToken):
         cache.select_after_fetch(ISS, "ghost", "ES256", T0 + 1)
-    cache.store(ISS, pinned(k1), 300, T0 + 250)
+    cache.store(ISS, pinned(k1), 300, T0 + 20)
     with pytest.raises(InvalidToken) as caught:
-        cache.select(ISS, "ghost", "ES256", T0 + 260)
+        cache.select(ISS, "ghost", "ES256", T0 + 25)
     assert caught.value.reason == "unknown_kid"
+
+
+def test_memory_of_missing_kids_is_bounded(k1: Key) -> None:
+    cache = make_cache()
+    warm(cache, k1)
+    for i in range(1500):  # a kid storm spread over time, so every kid gets its own fetch
+        now = T0 + 30 * i
+        assert cache.select(ISS, f"ghost-{i}", "ES256", now) == (None, KID_MISS)
+        cache.store(ISS, pinned(k1), 300, now)
+        with pytest.raises(InvalidToken):
+            cache.select_after_fetch(ISS, f"ghost-{i}", "ES256", now)
+    assert len(cache._state[ISS].missing_kids) <= 1024
+
+
+# --- retired kids -------------------------------------------------------------------------------
+def test_kid_a_refresh_dropped_is_refused_without_spending_the_unknown_kid_budget(k1: Key, k2: Key) -> None:
+    cache = make_cache()
+    warm(cache, k1, k2)
+    cache.store(ISS, pinned(k2), 300, T0 + 300)  # the scheduled refresh: k1 is retired
+    for t in (0.0, 1.0, 29.0):  # tokens of the retired key keep coming
+        with pytest.raises(InvalidToken) as caught:
+            cache.select(ISS, "k1", "ES256", T0 + 300 + t)
+        assert caught.value.reason == "unknown_kid"
+    # the issuer's next kid, used right after, is fetched at once: the budget was not spent
+    assert cache.select(ISS, "k3", "ES256", T0 + 329.5) == (None, KID_MISS)
+
+
+def test_retired_kid_is_checked_again_once_per_cooldown_on_its_own_budget(k1: Key, k2: Key) -> None:
+    cache = make_cache()
+    warm(cache, k1, k2)
+    cache.store(ISS, pinned(k2), 300, T0 + 300)
+    assert cache.select(ISS, "k1", "ES256", T0 + 330) == (None, KID_MISS)  # one cooldown later
+    cache.store(ISS, pinned(k2), 300, T0 + 330)  # still retired
+    with pytest.raises(InvalidToken):
+        cache.select_after_fetch(ISS, "k1", "ES256", T0 + 330)
+    with pytest.raises(InvalidToken) as caught:
+        cache.select(ISS, "k1", "ES256", T0 + 359)
+    assert caught.value.reason == "unknown_kid"
+    assert cache.select(ISS, "ghost", "ES256", T0 + 331) == (None, KID_MISS)  # the other budget is intact
+
+
+def test_retired_kid_published_again_verifies_at_once_and_is_forgotten_as_retired(k1: Key, k2: Key) -> None:
+    cache = make_cache()
+    warm(cache, k1, k2)
+    cache.store(ISS, pinned(k2), 300, T0 + 300)
+    cache.store(ISS, pinned(k1, k2), 300, T0 + 301)  # a rollback
+    key, need = cache.select(ISS, "k1", "ES256", T0 + 302)
+    assert need is None and key is not None and key.kid == "k1"
+    cache.store(ISS, pinned(k1, k2), 300, T0 + 400)
+    assert "k1" not in cache._state[ISS].retired_kids
 
 
 # --- generation and TTL -------------------------------------------------------------------------
