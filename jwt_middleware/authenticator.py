@@ -34,6 +34,20 @@ class Resume(NamedTuple):
     trace: Trace
 
 
+def _check_store_clock(store: object, config: Config) -> None:
+    """A store that reads another clock than the pipeline would keep one-time values for the
+    wrong span (a fake clock in tests, an offset clock in production): refuse it.
+
+    :raises ConfigError: naming both options
+    """
+    clock = getattr(store, "clock", None)
+    if clock is not None and clock is not config.clock:
+        raise ConfigError(
+            f"nonce_store: {type(store).__name__} reads another clock than Config.clock; build it "
+            "with clock=config.clock (the same object), so one-time values live as long as the token"
+        )
+
+
 class Authenticator:
     """Holds the configuration, the key cache and the stores; decides each request.
 
@@ -53,6 +67,7 @@ class Authenticator:
 
             # One process only: several workers need a shared store (RedisNonceStore).
             nonce_store = MemoryNonceStore(clock=config.clock)
+        _check_store_clock(nonce_store, config)
         self.nonce_store = nonce_store
         self._nonce_is_async = nonce_store is not None and inspect.iscoroutinefunction(nonce_store.consume)
         self._schemes: tuple[str, ...] = ("Bearer", "DPoP") if config.dpop else ("Bearer",)

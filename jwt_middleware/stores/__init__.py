@@ -33,7 +33,11 @@ class NonceStore(Protocol):
     def consume(self, key: str, until: float) -> bool:
         """Remember ``key`` until ``until`` (epoch seconds). False if it was already there: a replay.
 
-        :raises StoreError: the backend failed (a full memory store raises StoreFull)
+        ``until`` is read on the app's clock (``Config.clock``); a store whose backend keeps its
+        own clock (Redis) stores the time left on the app's clock instead, never ``until`` itself.
+
+        :raises StoreError: the backend failed or took longer than the store's timeout (a full
+            memory store raises StoreFull)
         """
         ...
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 from dataclasses import dataclass
 from typing import Final
 
@@ -14,14 +15,17 @@ from ..errors import ConfigError, StoreError
 
 __all__ = [
     "DEFAULT_NONCE_PREFIX",
-    "MARK",
+    "DEFAULT_TIMEOUT",
     "MAX_KEY_BYTES",
     "MIN_RETENTION_MS",
     "NonceSet",
+    "attempt_bound",
     "check_prefix",
+    "check_timeout",
     "key_name",
     "nonce_set",
     "parse_set_reply",
+    "retry_fits",
 ]
 
 DEFAULT_NONCE_PREFIX: Final = "jwtmw:nonce:"
@@ -31,18 +35,25 @@ MAX_KEY_BYTES: Final = 200
 MAX_PREFIX_BYTES: Final = 64
 #: A value is remembered at least this long, even when its window has already closed.
 MIN_RETENTION_MS: Final = 1000
-#: The stored value; only the key's existence matters.
-MARK: Final = b"1"
+#: Default time one store call may take, retry included (seconds).
+DEFAULT_TIMEOUT: Final = 0.25
+#: Longest timeout accepted (seconds): past this a stalled Redis holds requests too long to matter.
+MAX_TIMEOUT: Final = 30.0
 _HASHED: Final = "h:"
+_TIMEOUT_FIX: Final = "use a positive number of seconds up to 30, e.g. 0.25"
 
 
 @dataclass(frozen=True, slots=True)
 class NonceSet:
-    """Arguments of one ``SET name 1 NX (PXAT pxat | PX px)``: exactly one of ``pxat``/``px`` is set."""
+    """Arguments of one ``SET name value NX GET PX px``.
+
+    ``value`` is random per call, so a retry of this same call can tell its own earlier write
+    (the reply is ``value``) from another use (the reply is some other value).
+    """
 
     name: str
-    pxat: int | None
-    px: int | None
+    value: str
+    px: int
 
 
 def check_prefix(prefix: str) -> str:
@@ -52,6 +63,49 @@ def check_prefix(prefix: str) -> str:
             f"prefix: use 1 to {MAX_PREFIX_BYTES} printable ASCII characters, e.g. {DEFAULT_NONCE_PREFIX!r}"
         )
     return prefix
+
+
+def check_timeout(owner: str, timeout: float) -> float:
+    """:raises ConfigError: a timeout that is not a finite number of seconds in (0, 30]"""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+        raise ConfigError(f"{owner}.timeout: {_TIMEOUT_FIX}")
+    return float(timeout)
+
+
+def attempt_bound(
+    owner: str,
+    timeout: float,
+    *,
+    socket_timeout: object,
+    socket_connect_timeout: object,
+    retries: int,
+) -> float:
+    """Longest one blocking attempt can take (connect, then read), checked against ``timeout``.
+
+    A blocking client cannot be interrupted, so its socket timeouts are what bounds a call to a
+    stalled Redis, and retries of its own would multiply them: this store retries by itself.
+
+    :raises ConfigError: a socket timeout unset or above ``timeout``, or a client that retries
+    """
+    fix = (
+        f"build it with socket_timeout and socket_connect_timeout at most the store's timeout "
+        f"({timeout} s) and retry=Retry(NoBackoff(), 0), e.g. redis.Redis.from_url(url, "
+        "socket_timeout=0.1, socket_connect_timeout=0.1, retry=Retry(NoBackoff(), 0))"
+    )
+    bound = 0.0
+    timeouts = (("socket_timeout", socket_timeout), ("socket_connect_timeout", socket_connect_timeout))
+    for name, value in timeouts:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= timeout:
+            raise ConfigError(f"{owner}.client: {name} is {value!r}; {fix}")
+        bound += value
+    if retries:
+        raise ConfigError(f"{owner}.client: it retries {retries} times by itself; {fix}")
+    return bound
+
+
+def retry_fits(elapsed: float, bound: float, timeout: float) -> bool:
+    """Whether a second attempt that may take ``bound`` still ends within ``timeout``."""
+    return elapsed + bound <= timeout
 
 
 def key_name(prefix: str, key: str) -> str:
@@ -67,34 +121,37 @@ def key_name(prefix: str, key: str) -> str:
 
 
 def nonce_set(prefix: str, key: str, until: float, now: float) -> NonceSet:
-    """Arguments to remember ``key`` until ``until`` (epoch s), and at least MIN_RETENTION_MS.
+    """Arguments to remember ``key`` for the rest of its window: ``until - now``, at least 1 s.
 
-    The absolute expiry is rounded up to the millisecond, so Redis never forgets a value before
-    the token it protects has expired. A window that closes within MIN_RETENTION_MS (or has
-    already closed) uses a relative ``PX`` instead, which does not depend on the two clocks
-    agreeing.
+    ``until`` and ``now`` come from the same clock (the app's), so the relative TTL is the
+    token's remaining life whatever Redis's own clock says; rounded up to the millisecond, and
+    counted by Redis from when the command arrives, it never ends before the window does.
 
     :raises ValueError: ``until`` is not a finite number (NaN would store nothing)
     """
     if not math.isfinite(until):
         raise ValueError("until must be a finite epoch time in seconds")
-    name = key_name(prefix, key)
-    pxat = math.ceil(until * 1000)
-    if pxat - now * 1000 < MIN_RETENTION_MS:
-        return NonceSet(name, pxat=None, px=MIN_RETENTION_MS)
-    return NonceSet(name, pxat=pxat, px=None)
+    # Why relative: an absolute PXAT is read on Redis's clock; with the app 120 s behind Redis a
+    # 60 s window had already closed there, so each use was stored expired and accepted again.
+    px = max(MIN_RETENTION_MS, math.ceil((until - now) * 1000))
+    return NonceSet(key_name(prefix, key), secrets.token_hex(16), px)
 
 
-def parse_set_reply(reply: object) -> bool:
-    """True if ``SET NX`` stored the key (first use), False if it existed (a replay).
+def parse_set_reply(reply: object, value: str) -> bool:
+    """True if this call stored the key (first use), False if another use had (a replay).
 
-    :raises StoreError: any other reply; an unknown answer must not count as a first use
+    ``SET … NX GET`` answers nil when it stored the value, else the value already there: our own
+    ``value`` means an earlier attempt of this same call stored it (its reply was lost).
+
+    :raises StoreError: a reply that is not nil or a value; it must not count as a first use
     """
-    if reply is True or reply == b"OK" or reply == "OK":
+    if reply is None:
         return True
-    if reply is None or reply is False:
-        return False
-    raise StoreError(f"unexpected reply to SET NX: {type(reply).__name__}")
+    if isinstance(reply, bytes):
+        return reply == value.encode("ascii")
+    if isinstance(reply, str):
+        return reply == value
+    raise StoreError(f"unexpected reply to SET NX GET: {type(reply).__name__}")
 
 
 def _plain(text: str) -> bool:

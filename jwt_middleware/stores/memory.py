@@ -68,6 +68,11 @@ class MemoryNonceStore:
         self._clock = clock
         self._lock = threading.Lock()
 
+    @property
+    def clock(self) -> Clock:
+        """The clock ``until`` is read on; the Authenticator checks it is ``Config.clock``."""
+        return self._clock
+
     def consume(self, key: str, until: float) -> bool:
         """Remember ``key`` until ``until`` (epoch s), at least 1 s. False if already there: a replay.
 

@@ -8,16 +8,16 @@ import math
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
 from jwt_middleware.stores.redis import RedisNonceStore
+from jwt_middleware.testing import FakeClock
 
 from ..support.redis_server import RedisServer
-from .conftest import Backend, client_options, unique_prefix
+from .conftest import ROOMY_TIMEOUT, Backend, client_options, unique_prefix
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,10 +122,13 @@ async def test_fifty_tasks_racing_one_value_get_one_first_use(store: Backend) ->
 _WORKER = """
 import sys, time
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from jwt_middleware.stores.redis import RedisNonceStore
 
 url, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-store = RedisNonceStore(redis.Redis.from_url(url), prefix)
+client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+store = RedisNonceStore(client, prefix, timeout=3)
 store.ping()
 print("ready", flush=True)
 sys.stdin.readline()
@@ -167,14 +170,15 @@ def test_two_processes_consume_each_value_exactly_once(redis_server: RedisServer
     assert sorted(won[0] + won[1]) == list(range(count))
 
 
-def test_redis_expiry_is_absolute_and_rounded_up(redis_server: RedisServer) -> None:
-    """PXAT, never a relative TTL that would shrink by the time the command takes to arrive."""
+def test_redis_expiry_is_the_time_left_on_the_store_clock_rounded_up(redis_server: RedisServer) -> None:
+    """PX = until - clock(), in ms rounded up: the window as the app measures it, not Redis's clock."""
     client = redis.Redis.from_url(redis_server.url, **client_options())
     try:
         prefix = unique_prefix()
-        store = RedisNonceStore(client, prefix)
-        until = time.time() + 100.0004
-        assert store.consume("abs", until) is True
-        assert client.pexpiretime(prefix + "abs") == math.ceil(until * 1000)
+        clock = FakeClock(1_000_000_000.0)  # an app clock far from Redis's own: it does not matter
+        store = RedisNonceStore(client, prefix, clock=clock, timeout=ROOMY_TIMEOUT)
+        assert store.consume("rel", clock.now + 100.0004) is True
+        left = client.pttl(prefix + "rel")
+        assert 100_001 - 5_000 < left <= 100_001  # counted from arrival: never more than asked
     finally:
         client.close()

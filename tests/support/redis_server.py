@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def free_port() -> int:
@@ -43,8 +48,33 @@ class RedisServer:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
+    @contextmanager
+    def stalled(self, at_most: float = 10.0) -> Iterator[None]:
+        """The server process stopped (SIGSTOP) inside the block: its port accepts, nothing answers.
+
+        Continued (SIGCONT) on the way out whatever the block raised, and after ``at_most``
+        seconds even if the block is still running (a watchdog thread), so no stall outlives it.
+        """
+        process = self._running()
+        watchdog = threading.Timer(at_most, os.kill, (process.pid, signal.SIGCONT))
+        watchdog.daemon = True
+        os.kill(process.pid, signal.SIGSTOP)
+        watchdog.start()
+        try:
+            yield
+        finally:
+            watchdog.cancel()
+            os.kill(process.pid, signal.SIGCONT)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("redis-server is not running")
+        return self.process
+
     def stop(self) -> None:
         if self.process is not None:
+            if self.process.poll() is None:
+                os.kill(self.process.pid, signal.SIGCONT)  # a stopped process would not see SIGTERM
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
