@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from jwt_middleware.identity import Identity, identity_from_claims
+from jwt_middleware.identity import Identity, ReadOnlyDict, identity_from_claims, read_only
 
 ISSUER = "https://issuer.test"
 
@@ -122,7 +122,17 @@ def test_fast_identity_is_an_ordinary_identity() -> None:
     assert built.has_scopes(("read", "admin")) and not built.has_scopes(frozenset({"delete"}))
 
 
-def test_claims_view_is_a_read_only_proxy() -> None:
-    claims = {"sub": "s"}
+def test_claims_are_a_read_only_copy_nested_members_included() -> None:
+    claims: dict[str, Any] = {"sub": "s", "roles": ["a", {"b": [1]}], "org": {"teams": ["x"]}}
     built = identity_from_claims(claims, ISSUER)
-    assert isinstance(built.claims, MappingProxyType) and dict(built.claims) == claims
+    assert isinstance(built.claims, ReadOnlyDict) and built.claims == read_only(claims)
+    assert built.claims["roles"] == ("a", {"b": (1,)}) and isinstance(built.claims["roles"][1], ReadOnlyDict)
+    assert isinstance(built.claims["org"], ReadOnlyDict) and built.claims["org"]["teams"] == ("x",)
+    assert built.claims is not claims and claims["roles"] == ["a", {"b": [1]}]  # the input is left as it is
+
+
+def test_flat_claims_are_copied_as_they_are() -> None:
+    claims = {"sub": "s", "exp": 1, "scope": "a b", "x": None, "f": 1.5, "t": True}
+    built = identity_from_claims(claims, ISSUER)
+    assert isinstance(built.claims, ReadOnlyDict) and built.claims == claims
+    assert all(built.claims[key] is value for key, value in claims.items())
