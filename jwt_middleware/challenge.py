@@ -50,15 +50,19 @@ def render_challenge(
 ) -> Answer:
     """Render a refusal.
 
-    One ``WWW-Authenticate`` header per scheme the server accepts (RFC 9449 §7.1 lets a
+    One ``WWW-Authenticate`` header per scheme the server accepts (RFC 9449 §7.2 lets a
     server offer Bearer and DPoP together); only the challenge of the refusal's own scheme
-    carries its ``error``. Rate limits and outages get ``Retry-After`` (RFC 9110 §10.2.3).
-    The body never holds a token byte or a claim value: only the error code and the class's
-    constant description.
+    carries its ``error`` (§7.1: a DPoP token's ``invalid_token`` sits on the DPoP challenge),
+    and a refusal marked ``only_own_scheme`` (a DPoP-only route) offers that scheme alone.
+    Rate limits and outages get ``Retry-After`` (RFC 9110 §10.2.3). The body never holds a
+    token byte or a claim value: only the error code and the class's constant description.
     """
     headers: list[tuple[str, str]] = []
     if isinstance(refusal, AuthError):
-        offered = schemes if refusal.scheme in schemes else (refusal.scheme, *schemes)
+        if refusal.only_own_scheme:
+            offered: tuple[str, ...] = (refusal.scheme,)
+        else:
+            offered = schemes if refusal.scheme in schemes else (refusal.scheme, *schemes)
         for scheme in offered:
             headers.append(("www-authenticate", _challenge(scheme, realm, refusal, dpop_algs)))
     if refusal.retry_after is not None:

@@ -11,6 +11,7 @@
           - MissingToken                   401  no error code (RFC 6750 §3.1)
           - InvalidRequest                 400  invalid_request
           - InvalidToken                   401  invalid_token
+            - DPoPBindingMismatch          401  DPoP invalid_token: proof key is not cnf.jkt (RFC 9449 §7.1)
           - InsufficientScope              403  insufficient_scope (+ scope)
           - InsufficientUserAuthentication 401  insufficient_user_authentication (RFC 9470)
           - DPoPRequired                   401  DPoP, no error code (RFC 9449 §7.1)
@@ -31,6 +32,7 @@ from typing import ClassVar
 __all__ = [
     "AuthError",
     "ConfigError",
+    "DPoPBindingMismatch",
     "DPoPRequired",
     "InsufficientScope",
     "InsufficientUserAuthentication",
@@ -81,6 +83,9 @@ class Refusal(JWTMiddlewareError):
     #: the auth scheme the challenge names.
     scheme: ClassVar[str] = "Bearer"
     default_description: ClassVar[str] = "The request was refused"
+    #: challenge with this refusal's scheme alone: the route accepts no other (a DPoP-only
+    #: route offers no Bearer challenge); a class default, set per refusal where it applies
+    only_own_scheme: bool = False
 
     def __init__(
         self,
@@ -123,6 +128,17 @@ class InvalidToken(AuthError):
     default_description = "The access token is invalid"
 
 
+class DPoPBindingMismatch(InvalidToken):
+    """A DPoP-scheme token not bound to the proof's key: ``invalid_token`` on the DPoP challenge.
+
+    RFC 9449 §7.1 (figure 20): ``WWW-Authenticate: DPoP error="invalid_token", algs="…"``; a
+    Bearer challenge beside it carries no error. Still an :class:`InvalidToken`.
+    """
+
+    scheme = "DPoP"
+    default_description = "The access token is not bound to this DPoP key"
+
+
 class InsufficientScope(AuthError):
     status = 403
     error = "insufficient_scope"
@@ -149,6 +165,7 @@ class DPoPRequired(AuthError):
     error = None
     scheme = "DPoP"
     default_description = "This resource requires a DPoP-bound access token"
+    only_own_scheme = True  # raised only where DPoP is required: no Bearer challenge
 
 
 class UseDPoPNonce(AuthError):

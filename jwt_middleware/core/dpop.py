@@ -34,7 +34,7 @@ from joserfc.jws import JWSRegistry
 
 from .._types import Claims
 from ..config import ASYMMETRIC_ALGORITHMS, DPOP_ALGORITHMS
-from ..errors import ConfigError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
+from ..errors import ConfigError, DPoPBindingMismatch, InvalidDPoPProof, InvalidToken, UseDPoPNonce
 from ..keys.cache import PinnedKey
 from ..request import RequestView
 from .gate import ParsedToken, parse_token
@@ -162,12 +162,13 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
 def check_binding(identity_jkt: str | None, proof: CheckedProof) -> None:
     """The access token's ``cnf.jkt`` must name the proof's key (RFC 9449 §6.1, §4.3 check 12).
 
-    :raises InvalidToken: ``dpop_binding_mismatch``: the token is unbound, or bound to another key
+    :raises DPoPBindingMismatch: ``dpop_binding_mismatch`` (an ``invalid_token`` on the DPoP
+        challenge, §7.1): the token is unbound, or bound to another key
     """
     if identity_jkt is None:
-        raise InvalidToken("dpop_binding_mismatch", "The access token is not bound to a DPoP key")
+        raise DPoPBindingMismatch("dpop_binding_mismatch", "The access token is not bound to a DPoP key")
     if not hmac.compare_digest(_utf8(identity_jkt), _utf8(proof.jkt)):
-        raise InvalidToken("dpop_binding_mismatch", "The access token is bound to another key")
+        raise DPoPBindingMismatch("dpop_binding_mismatch", "The access token is bound to another key")
 
 
 class ProofKeyCache:

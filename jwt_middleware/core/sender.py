@@ -6,8 +6,9 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 from ..config import Rule
-from ..errors import DPoPRequired, InvalidToken, UseDPoPNonce
+from ..errors import AuthError, DPoPRequired, InvalidToken, UseDPoPNonce
 from ..identity import Identity
+from ..proxies import TrustedProxies
 from ..request import RequestView
 from .dpop import DPoPPolicy, ProofKeyCache, check_binding, check_proof, proof_header
 from .dpop_nonce import DPoPNonces
@@ -21,12 +22,15 @@ __all__ = ["SenderPolicy", "check_sender"]
 
 @dataclass(frozen=True, slots=True)
 class SenderPolicy:
-    """DPoP settings as the core needs them (built once from Config.dpop)."""
+    """DPoP settings as the core needs them (built once from Config.dpop and Config.trusted_proxies)."""
 
     proof: DPoPPolicy
     nonces: DPoPNonces | None
     external_base_url: str | None
-    trust_forwarded: bool
+    #: whose forwarded scheme and host to believe for ``htu`` (None: none)
+    proxies: TrustedProxies | None
+    #: the hosts proofs may name, as ``request_url.host_key`` forms; None with external_base_url
+    allowed_hosts: frozenset[str] | None
     key_cache: ProofKeyCache
 
 
@@ -42,9 +46,10 @@ def check_sender(
 ) -> Generator[Effect, object, None]:
     """Bearer: refuse bound tokens and DPoP-only routes. DPoP: check the proof, then consume its jti.
 
-    :raises InvalidToken: a DPoP-bound token sent as Bearer (§7.2), or a proof key that is not
-        the token's ``cnf.jkt`` (§6.1)
+    :raises InvalidToken: a DPoP-bound token sent as Bearer (§7.2)
+    :raises DPoPBindingMismatch: the proof's key is not the token's ``cnf.jkt`` (§6.1, §7.1)
     :raises DPoPRequired: a Bearer token on a DPoP-only route
+    :raises InvalidRequest: the request's host is not one the API serves (``allowed_hosts``)
     :raises InvalidDPoPProof: a missing, malformed, stale or replayed proof
     :raises UseDPoPNonce: nonces are on and the proof lacks a current one (§8); carries DPoP-Nonce
     """
@@ -55,13 +60,34 @@ def check_sender(
             raise DPoPRequired("dpop_required")
         return
     assert policy is not None  # the pipeline refuses the DPoP scheme when DPoP is off
+    try:
+        yield from _check_dpop(request, token, identity, policy, now, fail_open=fail_open)
+    except AuthError as refusal:
+        if rule.dpop == "required" and refusal.scheme == "DPoP":
+            refusal.only_own_scheme = True  # Why: this route takes no Bearer token (RFC 9110 §11.6.1)
+        raise
+
+
+def _check_dpop(
+    request: RequestView,
+    token: Token,
+    identity: Identity,
+    policy: SenderPolicy,
+    now: float,
+    *,
+    fail_open: bool,
+) -> Generator[Effect, object, None]:
+    """The proof for this request (RFC 9449 §4.3), its key the token's (§6.1), its jti once (§11.1)."""
     nonces = policy.nonces
     try:
         proof = check_proof(
             proof_header(request),
             method=request.method,
             url=request_url(
-                request, external_base_url=policy.external_base_url, trust_forwarded=policy.trust_forwarded
+                request,
+                external_base_url=policy.external_base_url,
+                proxies=policy.proxies,
+                allowed_hosts=policy.allowed_hosts,
             ),
             access_token=token.value,
             policy=policy.proof,

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from jwt_middleware import (
+    DPoPBindingMismatch,
+    DPoPRequired,
     InsufficientScope,
     InvalidRequest,
     InvalidToken,
@@ -106,3 +108,30 @@ def test_dpop_refusal_offers_both_schemes_with_the_error_on_its_own() -> None:
     assert challenges[1].startswith('DPoP realm="api", error="use_dpop_nonce"')
     assert 'algs="ES256"' in challenges[1]
     assert header(headers, "dpop-nonce") == ["n1"]
+
+
+def test_binding_mismatch_puts_invalid_token_on_the_dpop_challenge() -> None:
+    """RFC 9449 §7.1 figure 20 (DPoP error="invalid_token", algs), with §7.2's Bearer beside it."""
+    refusal = DPoPBindingMismatch("dpop_binding_mismatch", "The access token is bound to another key")
+    status, headers, body = render_challenge(refusal, schemes=("Bearer", "DPoP"), dpop_algs="ES256 PS256")
+    assert status == 401
+    assert header(headers, "www-authenticate") == [
+        'Bearer realm="api"',
+        'DPoP realm="api", error="invalid_token", error_description="The access token is bound to another key", '
+        'algs="ES256 PS256"',
+    ]
+    assert json.loads(body)["error"] == "invalid_token"
+    assert isinstance(refusal, InvalidToken)
+
+
+def test_a_refusal_for_one_scheme_only_offers_no_other_challenge() -> None:
+    refusal = DPoPBindingMismatch("dpop_binding_mismatch")
+    refusal.only_own_scheme = True
+    _, headers, _ = render_challenge(refusal, schemes=("Bearer", "DPoP"), dpop_algs="ES256")
+    assert header(headers, "www-authenticate") == [
+        'DPoP realm="api", error="invalid_token", '
+        'error_description="The access token is not bound to this DPoP key", algs="ES256"'
+    ]
+    _, headers, _ = render_challenge(DPoPRequired("dpop_required"), schemes=("Bearer", "DPoP"), dpop_algs="ES256")
+    assert header(headers, "www-authenticate") == ['DPoP realm="api", algs="ES256"']
+    assert InvalidToken.only_own_scheme is False  # one refusal's flag never leaks to its class

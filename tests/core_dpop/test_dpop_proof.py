@@ -33,6 +33,7 @@ from jwt_middleware.errors import ConfigError, InvalidDPoPProof, InvalidToken, U
 from jwt_middleware.request import RequestView
 
 from ..support.dpop_client import ES256Client, ath_of, b64, compact
+from ..support.dpop_ed25519 import Ed25519Client
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.com/v1/items"
@@ -96,6 +97,35 @@ def test_accepts_eddsa_proof_signed_by_joserfc(curve: Literal["Ed25519", "Ed448"
     header = {"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.as_dict(private=False)}
     token = jws.serialize_compact(header, compact(claims_for()), key, algorithms=["EdDSA"])
     assert check(token).jkt == key.thumbprint()
+
+
+def test_accepts_ed25519_proof_signed_by_cryptography_under_the_default_policy() -> None:
+    """RFC 9864 §2.2: ``Ed25519`` is the fully specified EdDSA name; the default list takes it."""
+    assert "Ed25519" in POLICY.algorithms and "EdDSA" in POLICY.algorithms
+    ed = Ed25519Client()
+    token = ed.proof("GET", URL, TOKEN, NOW)
+    assert check(token).jkt == ed.thumbprint()
+    refused(Ed25519Client(alg="ES256").proof("GET", URL, TOKEN, NOW), "jwk_mismatch")
+    refused(token, "alg_not_allowed", policy=DPoPPolicy(algorithms=("EdDSA",)))
+
+
+def test_accepts_ed25519_proof_signed_by_joserfc() -> None:
+    key = OKPKey.generate_key("Ed25519")
+    header = {"typ": "dpop+jwt", "alg": "Ed25519", "jwk": key.as_dict(private=False)}
+    token = jws.serialize_compact(header, compact(claims_for()), key, algorithms=["Ed25519"])
+    assert check(token).jkt == key.thumbprint()
+
+
+def test_refuses_ed25519_alg_with_an_ed448_key() -> None:
+    """RFC 9864 §2.2: ``Ed25519`` names the curve; an Ed448 key under it is refused."""
+    key = OKPKey.generate_key("Ed448")
+    header = {"typ": "dpop+jwt", "alg": "Ed25519", "jwk": key.as_dict(private=False)}
+    signing_input = f"{b64(compact(header))}.{b64(compact(claims_for()))}"
+    from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
+
+    assert isinstance(key.private_key, Ed448PrivateKey)
+    signature = key.private_key.sign(signing_input.encode())
+    refused(f"{signing_input}.{b64(signature)}", "jwk_mismatch")
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256"])
@@ -223,7 +253,7 @@ def test_refuses_alg_hs256_with_a_symmetric_jwk() -> None:
     signing_input = f"{b64(compact(header))}.{b64(compact(claims_for()))}"
     mac = hmac.digest(secret, signing_input.encode(), "sha256")
     error = refused(f"{signing_input}.{b64(mac)}", "alg_not_allowed")
-    assert error.params == {"algs": "ES256 ES384 EdDSA RS256 PS256"}
+    assert error.params == {"algs": "ES256 ES384 EdDSA Ed25519 RS256 PS256"}
 
 
 def test_refuses_alg_not_in_policy(client: ES256Client) -> None:
@@ -540,6 +570,7 @@ def test_binding_refuses_other_or_missing_jkt_as_invalid_token(client: ES256Clie
         check_binding(jkt, checked)
     assert info.value.reason == "dpop_binding_mismatch"
     assert info.value.error == "invalid_token"
+    assert info.value.scheme == "DPoP"  # RFC 9449 §7.1: the error sits on the DPoP challenge
 
 
 def test_thumbprint_matches_rfc7638_example() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jwt_middleware.core.request_url import normalize_url, request_url
+from jwt_middleware.core.request_url import host_key, normalize_url, request_url
 from jwt_middleware.errors import InvalidRequest
+from jwt_middleware.proxies import TrustedProxies
 from jwt_middleware.request import RequestView
 
 
@@ -15,9 +16,11 @@ def view(
     *,
     scheme: str = "https",
     server: str | None = "10.0.0.5:8000",
+    client_ip: str | None = "192.0.2.1",
 ) -> RequestView:
     hdrs = [(b"host", b"api.example.com")] if headers is None else headers
-    return RequestView("GET", path, hdrs, scheme=scheme, query_string=b"a=1&b=2", server=server)
+    return RequestView("GET", path, hdrs, scheme=scheme, query_string=b"a=1&b=2", server=server,
+                       client_ip=client_ip)
 
 
 # -- request_url ---------------------------------------------------------------------------------
@@ -75,51 +78,92 @@ def test_refuses_unknown_scheme() -> None:
 def test_external_base_url_wins_over_host_and_forwarded() -> None:
     request = view(headers=[(b"host", b"internal:8080"), (b"x-forwarded-host", b"evil.example")])
     assert request_url(request, external_base_url="https://api.example.com/prefix/",
-                       trust_forwarded=True) == "https://api.example.com/prefix/v1/items"
+                       proxies=TrustedProxies(("0.0.0.0/0",), x_forwarded_host=True)
+                       ) == "https://api.example.com/prefix/v1/items"
 
 
-def test_forwarded_headers_are_ignored_unless_trusted() -> None:
+def test_forwarded_headers_are_ignored_without_trusted_proxies() -> None:
+    """Issue 9: a client-sent Forwarded or X-Forwarded-* must not choose the origin a proof is for."""
     request = view(headers=[(b"host", b"internal:8080"), (b"forwarded", b"proto=https;host=api.example.com"),
-                            (b"x-forwarded-host", b"evil.example")], scheme="http")
+                            (b"x-forwarded-host", b"evil.example"), (b"x-forwarded-proto", b"https")],
+                   scheme="http")
     assert request_url(request) == "http://internal:8080/v1/items"
 
 
-def test_uses_first_forwarded_element() -> None:
-    """RFC 7239 §4: elements are comma-separated; the first is the client-facing proxy's."""
-    value = b'for=192.0.2.60;proto=https;host="api.example.com", for=10.0.0.1;proto=http;host=internal'
-    request = view(headers=[(b"host", b"internal:8080"), (b"forwarded", value)], scheme="http")
-    assert request_url(request, trust_forwarded=True) == "https://api.example.com/v1/items"
-
-
-def test_forwarded_parameter_names_are_case_insensitive_and_quotes_may_hold_commas() -> None:
-    value = b'For="[2001:db8::1]:4711";Proto=HTTPS;Host="api.example.com:8443";ext="a,b", for=x'
-    request = view(headers=[(b"host", b"internal"), (b"forwarded", value)], scheme="http")
-    assert request_url(request, trust_forwarded=True) == "https://api.example.com:8443/v1/items"
-
-
-def test_forwarded_without_host_keeps_the_host_header() -> None:
-    request = view(headers=[(b"host", b"api.example.com"), (b"forwarded", b"for=1.2.3.4;proto=https")],
-                   scheme="http")
-    assert request_url(request, trust_forwarded=True) == "https://api.example.com/v1/items"
-
-
-def test_x_forwarded_proto_and_host_first_values() -> None:
-    request = view(headers=[(b"host", b"internal:8080"), (b"x-forwarded-proto", b"https, http"),
-                            (b"x-forwarded-host", b"api.example.com, internal")], scheme="http")
-    assert request_url(request, trust_forwarded=True) == "https://api.example.com/v1/items"
+def test_scheme_and_host_come_from_the_trusted_proxy_model() -> None:
+    value = b'for=192.0.2.60;proto=http;host=evil.example, for=198.51.100.7;proto=https;host="api.example.com"'
+    request = view(headers=[(b"host", b"internal:8080"), (b"forwarded", value)], scheme="http",
+                   client_ip="10.0.0.1")
+    proxies = TrustedProxies(("10.0.0.0/8",), headers="forwarded")
+    assert request_url(request, proxies=proxies) == "https://api.example.com/v1/items"
+    assert request_url(view(headers=[(b"host", b"internal:8080"), (b"forwarded", value)], scheme="http",
+                            client_ip="192.0.2.60"), proxies=proxies) == "http://internal:8080/v1/items"
 
 
 @pytest.mark.parametrize(
     "headers",
     [
         [(b"host", b"ok.example"), (b"forwarded", b"proto=https;host=evil/x?")],
-        [(b"host", b"ok.example"), (b"x-forwarded-host", b"evil.example/x")],
-        [(b"host", b"ok.example"), (b"x-forwarded-proto", b"javascript")],
+        [(b"host", b"ok.example"), (b"forwarded", b"proto=javascript")],
     ],
 )
-def test_refuses_malformed_forwarded_values(headers: list[tuple[bytes, bytes]]) -> None:
+def test_refuses_malformed_values_of_a_trusted_proxy(headers: list[tuple[bytes, bytes]]) -> None:
     with pytest.raises(InvalidRequest):
-        request_url(view(headers=headers), trust_forwarded=True)
+        request_url(view(headers=headers, client_ip="10.0.0.1"),
+                    proxies=TrustedProxies(("10.0.0.1",), headers="forwarded"))
+
+
+# -- allowed_hosts ----------------------------------------------------------------------------------
+
+ALLOWED = frozenset({"api.example.com", "api.example.com:8443", "[::1]:8000"})
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host"),
+    [("https", b"api.example.com"), ("https", b"API.Example.COM"), ("https", b"api.example.com:443"),
+     ("http", b"api.example.com:80"), ("https", b"api.example.com:8443"), ("http", b"[::1]:8000")],
+)
+def test_allowed_host_passes_case_insensitively_and_with_its_default_port(scheme: str, host: bytes) -> None:
+    url = request_url(view(headers=[(b"host", host)], scheme=scheme), allowed_hosts=ALLOWED)
+    assert url == f"{scheme}://{host.decode()}/v1/items"
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host"),
+    [("https", b"b.example.com"), ("https", b"api.example.com:8444"), ("http", b"api.example.com:443"),
+     ("https", b"api.example.com.evil"), ("http", b"[::1]")],
+)
+def test_host_not_allowed_is_refused_before_any_proof_check(scheme: str, host: bytes) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        request_url(view(headers=[(b"host", host)], scheme=scheme), allowed_hosts=ALLOWED)
+    assert info.value.reason == "host_not_allowed"
+
+
+def test_allowed_hosts_judge_the_host_after_the_trusted_proxy_step() -> None:
+    """The proxy's rightmost X-Forwarded-Host is the host checked; the client's own is ignored."""
+    headers = [(b"host", b"internal:8080"), (b"x-forwarded-host", b"api.example.com, b.example.com"),
+               (b"x-forwarded-proto", b"https")]
+    proxies = TrustedProxies(("10.0.0.1",), x_forwarded_host=True)
+    with pytest.raises(InvalidRequest) as info:
+        request_url(view(headers=headers, client_ip="10.0.0.1"), proxies=proxies, allowed_hosts=ALLOWED)
+    assert info.value.reason == "host_not_allowed"
+    headers[1] = (b"x-forwarded-host", b"b.example.com, api.example.com")
+    assert request_url(view(headers=headers, client_ip="10.0.0.1"), proxies=proxies,
+                       allowed_hosts=ALLOWED) == "https://api.example.com/v1/items"
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "key"),
+    [("https", "API.example.com:443", "api.example.com"), ("http", "a:80", "a"), ("http", "a:443", "a:443"),
+     ("https", "a:0443", "a"), ("https", "a:", "a"), ("https", "[::1]", "[::1]"), ("https", "[::1]:443", "[::1]")],
+)
+def test_host_key_drops_only_the_schemes_default_port(scheme: str, host: str, key: str) -> None:
+    assert host_key(scheme, host) == key
+
+
+def test_url_is_rebuilt_from_the_full_path_below_the_root_path() -> None:
+    request = RequestView("GET", "/items", [(b"host", b"api.example.com")], scheme="https", root_path="/v1")
+    assert request_url(request) == "https://api.example.com/v1/items"
 
 
 # -- normalize_url -------------------------------------------------------------------------------

@@ -42,8 +42,9 @@ def kid_of(token: str) -> str:
     return str(_segment(token, 0)["kid"])
 
 
-def build_app(issuer: str, *, dpop: bool) -> JWTMiddleware:
-    """A one-route Starlette app behind JWTMiddleware, trusting the provider through discovery only."""
+def build_app(issuer: str, *, dpop_host: str | None) -> JWTMiddleware:
+    """A one-route Starlette app behind JWTMiddleware, trusting the provider through discovery only;
+    with ``dpop_host``, DPoP proofs for that host (``allowed_hosts``) are accepted too."""
 
     async def me(request: Request) -> JSONResponse:
         identity = request.scope["jwt_middleware.identity"]
@@ -60,7 +61,7 @@ def build_app(issuer: str, *, dpop: bool) -> JWTMiddleware:
         issuers=[Issuer(issuer, algorithms=("ES256",), keys=OIDCDiscovery(), typ=("at+jwt",))],
         audience=API,
         keys=KeyPolicy(fetch_timeout=5.0),
-        dpop=DPoPSettings() if dpop else None,
+        dpop=DPoPSettings(allowed_hosts=(dpop_host,)) if dpop_host else None,
     )
     return JWTMiddleware(Starlette(routes=[Route("/me", me)]), Authenticator(config))
 
@@ -74,7 +75,14 @@ def serve_api(provider: Provider) -> ServeApi:
 
     @contextmanager
     def start(*, dpop: bool = False) -> Iterator[str]:
-        with serve(build_app(provider.issuer, dpop=dpop)) as port:
+        # Why a late-bound app: DPoP needs the host (with the port serve() picks) in allowed_hosts
+        apps: list[JWTMiddleware] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await apps[0](scope, receive, send)
+
+        with serve(app) as port:
+            apps.append(build_app(provider.issuer, dpop_host=f"127.0.0.1:{port}" if dpop else None))
             yield f"http://127.0.0.1:{port}"
 
     return start

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,8 @@ class AppSettings:
     store_failure: str = "closed"
     #: the public origin DPoP proofs name in ``htu`` (several servers behind one address)
     external_base_url: str | None = None
+    #: without external_base_url, the hosts DPoP proofs may name (ServerProcess fills in its own)
+    allowed_hosts: tuple[str, ...] = ()
     #: serve the routes without the middleware (the wrk baseline)
     bare: bool = False
 
@@ -122,7 +124,8 @@ def build_authenticator(settings: AppSettings) -> Authenticator:
         audience=AUDIENCE,
         rules=RULES,
         keys=policy,
-        dpop=DPoPSettings(algorithms=("ES256",), external_base_url=settings.external_base_url),
+        dpop=DPoPSettings(algorithms=("ES256",), external_base_url=settings.external_base_url,
+                          allowed_hosts=() if settings.external_base_url else settings.allowed_hosts),
         store_failure=settings.store_failure,  # type: ignore[arg-type]
     )
     store = None
@@ -165,8 +168,10 @@ class ServerProcess:
     """
 
     def __init__(self, settings: AppSettings, port: int | None = None) -> None:
-        self.settings = settings
         self.port = port or free_port()
+        if settings.external_base_url is None and not settings.allowed_hosts:
+            settings = replace(settings, allowed_hosts=(f"127.0.0.1:{self.port}",))
+        self.settings = settings
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()
 
