@@ -3,6 +3,9 @@
 ``verify`` decides each token with the very pipeline the middleware runs (an
 :class:`~jwt_middleware.Authenticator` asked about ``GET /`` with the token as a Bearer
 credential), so a token it accepts is one the middleware would accept with the same options.
+Its options are the Config, Issuer and KeyPolicy fields (:mod:`jwt_middleware._cli_config`),
+or a TOML file of them (``--config``); ``--explain`` adds :mod:`jwt_middleware._cli_explain`'s
+account of each refusal.
 
 Exit codes: 0 every token valid (or the command succeeded), 1 a token was refused (or the
 command failed), 2 a usage or configuration error. No input ever produces a traceback.
@@ -14,26 +17,25 @@ import argparse
 import io
 import json
 import logging
-import math
 import os
 import re
-import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
 
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key
 from joserfc.jws import JWSRegistry
 
+from ._cli_config import Built, add_verify_options, build, seconds
+from ._cli_explain import explain
+from ._cli_keys import UsageError, import_pem_key, read_text
 from .authenticator import Authenticator
-from .config import Config, Issuer, KeyPolicy
+from .config import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS
 from .errors import ConfigError, Refusal
-from .keys.loader import import_pem
-from .keys.sources import JWKSUrl, KeySource, StaticKeys
 from .request import RequestView
-from .testing import b64url, make_key, public_jwks, sign_raw
+from .testing import Alg, b64url, make_key, public_jwks, sign_raw, signing_alg
 
 __all__ = ["main"]
 
@@ -41,15 +43,11 @@ PROG: Final = "jwt-middleware"
 #: longest stdin line kept; anything longer is cut here and refused by the pipeline's size gate
 #: (Config.max_token_bytes is 8 KiB), so a huge line never sits in memory whole
 MAX_LINE_BYTES: Final = 64 * 1024
-#: largest key file read (a JWKS of many RSA keys stays far below)
-MAX_KEY_FILE_BYTES: Final = 1024 * 1024
-KEY_ALGORITHMS: Final = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
-_EC_ALG: Final = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+#: every algorithm verify accepts (Issuer.algorithms), so keys generate makes a key for each
+KEY_ALGORITHMS: Final = tuple(sorted(ASYMMETRIC_ALGORITHMS | HMAC_ALGORITHMS))
+#: token mint's subject when --subject is not given
+DEFAULT_SUBJECT: Final = "user"
 _CLAIM_ARG: Final = re.compile(r"([^=:]+)(:?=)(.*)", re.DOTALL)
-
-
-class UsageError(Exception):
-    """A bad argument or file found after parsing; printed as one line, exit code 2."""
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -128,22 +126,20 @@ def _add_verify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "verify",
         help="verify access tokens exactly as the middleware would",
         description="Verify tokens with the middleware's own pipeline; print one JSON line per token. "
+        "Each configuration option sets the Config, Issuer or KeyPolicy field of the same name "
+        "(--algorithm: Issuer.algorithms, --required-claim: Issuer.required_claims, --ca-file: "
+        "KeyPolicy.tls); --config FILE.toml describes several issuers with the fields' own names. "
         "Exit 0 when all are valid, 1 otherwise, 2 on a usage or configuration error.",
     )
     p.add_argument("tokens", nargs="*", metavar="TOKEN", help="tokens; none or '-': one per line on stdin")
+    add_verify_options(p)
     p.add_argument(
-        "--jwks",
-        metavar="FILE_OR_URL",
-        help="JWKS or PEM public key file, or a JWKS https:// URL (http:// on loopback only); "
-        "default: OIDC discovery at the issuer",
+        "--explain",
+        action="store_true",
+        help="for each refused token, also print its alg, kid, typ, iss, aud, exp, nbf, iat "
+        "(decoded without verification, labelled 'unverified'; never the signature) next to the "
+        "configured checks",
     )
-    p.add_argument("--issuer", required=True, help="the exact 'iss' the tokens carry")
-    p.add_argument("--audience", action="append", required=True, help="this API's identifier (repeatable)")
-    p.add_argument("--algorithm", action="append", required=True, help="an accepted JWS alg (repeatable)")
-    p.add_argument("--leeway", type=_seconds, help="seconds of clock skew allowed (default 30)")
-    p.add_argument("--max-age", type=_seconds, help="seconds since iat after which a token is too old")
-    p.add_argument("--typ", action="append", help="an accepted 'typ' header, e.g. at+jwt (repeatable)")
-    p.add_argument("--ca-file", help="PEM CA bundle trusted for the --jwks URL (default: system CAs)")
     p.set_defaults(handler=_cmd_verify)
 
 
@@ -157,10 +153,12 @@ def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         description="Print the private JWK and the public JWKS (one JSON document per line), "
         "or write them to files.",
     )
-    p.add_argument("--alg", required=True, choices=KEY_ALGORITHMS)
+    p.add_argument("--alg", required=True, choices=KEY_ALGORITHMS, metavar="ALG",
+                   help=f"one of {', '.join(KEY_ALGORITHMS)}; an HS* key is a secret: one JWK line, "
+                   "no JWKS (verify it with --hs-secret-file)")
     p.add_argument("--kid", help="key id (default: the RFC 7638 thumbprint)")
     p.add_argument("--out-private", metavar="FILE", help="write the private JWK here (mode 0600, new file)")
-    p.add_argument("--out-jwks", metavar="FILE", help="write the public JWKS here")
+    p.add_argument("--out-jwks", metavar="FILE", help="write the public JWKS here (not for HS*)")
     p.set_defaults(handler=_cmd_keys_generate)
 
 
@@ -172,9 +170,10 @@ def _add_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--key", required=True, metavar="FILE", help="private JWK (or one-key JWKS, or PEM) file")
     p.add_argument("--issuer", required=True)
     p.add_argument("--audience", action="append", required=True, help="repeatable; several give a list")
-    p.add_argument("--subject")
+    p.add_argument("--subject", default=DEFAULT_SUBJECT,
+                   help=f"the sub claim (default {DEFAULT_SUBJECT!r}; '' leaves sub out)")
     p.add_argument("--scope", help='space-separated scopes, e.g. "read write"')
-    p.add_argument("--lifetime", type=_seconds, default=300.0, help="seconds until exp (default 300)")
+    p.add_argument("--lifetime", type=seconds, default=300.0, help="seconds until exp (default 300)")
     p.add_argument(
         "--claim",
         action="append",
@@ -199,34 +198,27 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(handler=_cmd_demo)
 
 
-def _seconds(text: str) -> float:
-    """A finite number of seconds (NaN or infinity would silently turn a time check off)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
-    return value
-
-
 # --- verify --------------------------------------------------------------------------------
 def _cmd_verify(args: argparse.Namespace) -> int:
-    authenticator = _authenticator(args)
+    built = build(args)
+    authenticator = Authenticator(built.config)
     notes = _StderrNotes()
     logging.getLogger("jwt_middleware").addHandler(notes)
     try:
-        return _verify_all(authenticator, _tokens(args.tokens, sys.stdin))
+        return _verify_all(authenticator, _tokens(args.tokens, sys.stdin), built if args.explain else None)
     finally:
         logging.getLogger("jwt_middleware").removeHandler(notes)
 
 
-def _verify_all(authenticator: Authenticator, tokens: Iterator[bytes]) -> int:
+def _verify_all(authenticator: Authenticator, tokens: Iterator[bytes], explained: Built | None) -> int:
+    """One JSON line per token; with ``explained``, a refusal carries :func:`explain`'s account."""
     seen = 0
     all_valid = True
     for token in tokens:
         seen += 1
         result = verify_token(authenticator, token)
+        if explained is not None and not result["valid"]:
+            result["explain"] = explain(token, explained)
         all_valid = all_valid and bool(result["valid"])
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
@@ -317,72 +309,22 @@ class _StderrNotes(logging.Handler):
             self.handleError(record)
 
 
-def _authenticator(args: argparse.Namespace) -> Authenticator:
-    keys = _key_source(args.jwks) if args.jwks else None
-    issuer = Issuer(args.issuer, algorithms=tuple(args.algorithm), keys=keys, typ=args.typ)
-    options: dict[str, Any] = {}
-    if args.leeway is not None:
-        options["leeway"] = args.leeway
-    if args.max_age is not None:
-        options["max_age"] = args.max_age
-    policy = KeyPolicy(tls=_tls(args.ca_file)) if args.ca_file else KeyPolicy()
-    config = Config(issuers=(issuer,), audience=tuple(args.audience), keys=policy, **options)
-    return Authenticator(config)
-
-
-def _key_source(spec: str) -> KeySource:
-    if spec.startswith(("https://", "http://")):
-        return JWKSUrl(spec)
-    text = _read_text(spec, "--jwks")
-    if text.lstrip().startswith("-----BEGIN"):
-        return StaticKeys({"keys": [_import_pem(text, spec).as_dict(private=False)]})
-    try:
-        document = json.loads(text)
-    except ValueError:
-        raise UsageError(f"--jwks {spec}: not a JWKS (JSON) nor a PEM public key") from None
-    if not isinstance(document, dict):
-        raise UsageError(f"--jwks {spec}: not a JWKS (JSON object) nor a PEM public key")
-    return StaticKeys(document)
-
-
-def _import_pem(text: str, path: str) -> Key:
-    try:
-        return import_pem(text)
-    except ValueError:
-        raise UsageError(f"{path}: the PEM could not be read as an EC, RSA or Ed25519 key") from None
-
-
-def _tls(ca_file: str) -> ssl.SSLContext:
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"--ca-file {ca_file}: cannot load CA certificates ({type(exc).__name__})") from None
-
-
-def _read_text(path: str, option: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: {exc.strerror or type(exc).__name__}") from None
-    if len(raw) > MAX_KEY_FILE_BYTES:
-        raise UsageError(f"{option} {path}: larger than {MAX_KEY_FILE_BYTES} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{option} {path}: not UTF-8 text") from None
-
-
 # --- keys generate -------------------------------------------------------------------------
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
-    key = make_key(args.alg, kid=args.kid)
+    secret = args.alg in HMAC_ALGORITHMS
+    if secret and args.out_jwks:
+        raise UsageError("--out-jwks: an HMAC key has no public part; verify with --hs-secret-file "
+                         "and the --out-private file")
+    key = make_key(cast(Alg, args.alg), kid=args.kid)
     private = json.dumps(key.as_dict(private=True))
-    jwks = json.dumps(public_jwks(key))
     if args.out_private:
         _write_private(args.out_private, private + "\n")
         _note(f"private key written to {args.out_private} (mode 0600)")
     else:
         sys.stdout.write(private + "\n")
+    if secret:
+        return 0
+    jwks = json.dumps(public_jwks(key))
     if args.out_jwks:
         _write_file(args.out_jwks, jwks + "\n")
         _note(f"public JWKS written to {args.out_jwks}")
@@ -415,7 +357,7 @@ def _write_file(path: str, text: str) -> None:
 # --- token mint ----------------------------------------------------------------------------
 def _cmd_token_mint(args: argparse.Namespace) -> int:
     key = _load_private_key(args.key)
-    alg = args.alg or _key_alg(key)
+    alg = args.alg or signing_alg(key)
     try:
         JWSRegistry.algorithms[alg].check_key(key)
     except (KeyError, JoseError, ValueError, TypeError):
@@ -440,7 +382,7 @@ def _mint_claims(args: argparse.Namespace) -> dict[str, Any]:
         "exp": int(now + args.lifetime),
         "jti": b64url(os.urandom(12)),
     }
-    if args.subject is not None:
+    if args.subject:
         claims["sub"] = args.subject
     if args.scope is not None:
         claims["scope"] = args.scope
@@ -465,9 +407,9 @@ def _parse_claim(item: str) -> tuple[str, Any]:
 
 
 def _load_private_key(path: str) -> Key:
-    text = _read_text(path, "--key")
+    text = read_text(path, "--key")
     if text.lstrip().startswith("-----BEGIN"):
-        key = _import_pem(text, path)
+        key = import_pem_key(text, path)
     else:
         key = _import_jwk(text, path)
     if not key.is_private:
@@ -487,20 +429,6 @@ def _import_jwk(text: str, path: str) -> Key:
         return JWKRegistry.import_key(data)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"--key {path}: not a usable JWK or PEM ({type(exc).__name__})") from None
-
-
-def _key_alg(key: Key) -> str:
-    declared = key.get("alg")
-    if isinstance(declared, str):
-        return declared
-    kty = key.key_type
-    if kty == "EC":
-        return _EC_ALG.get(str(key.get("crv")), "ES256")
-    if kty == "OKP":
-        return "EdDSA"
-    if kty == "RSA":
-        return "RS256"
-    return "HS256"
 
 
 # --- demo ----------------------------------------------------------------------------------

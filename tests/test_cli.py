@@ -6,9 +6,11 @@ in-process through ``main(argv)``.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import trustme
 from joserfc.jwk import Key, OctKey
 
 from jwt_middleware.cli import main
+from jwt_middleware.config import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS
 from jwt_middleware.testing import b64url, make_key, mint, public_jwks, sign_raw
 
 from .conftest import ISSUER
@@ -591,8 +594,6 @@ def test_hand_signed_token_with_unknown_kid_is_refused(inproc: Cli, key: Key, jw
 
 
 def _b64decode(segment: str) -> bytes:
-    import base64
-
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
@@ -636,3 +637,291 @@ def _feed(pipe: IO[bytes], data: bytes) -> None:
         pipe.close()
     except OSError:  # the process ended first
         pass
+
+
+# --- token mint: the default subject -------------------------------------------------------
+def test_mint_gives_a_default_subject_and_can_leave_it_out(inproc: Cli, tmp_path: Path) -> None:
+    private = tmp_path / "private.json"
+    private.write_text(json.dumps(make_key("ES256").as_dict(private=True)))
+    base = ["token", "mint", "--key", str(private), "--issuer", ISSUER, "--audience", "api"]
+    assert json.loads(_b64decode(inproc(*base).out.split(".")[1]))["sub"] == "user"
+    assert "sub" not in json.loads(_b64decode(inproc(*base, "--subject", "").out.split(".")[1]))
+    assert "default 'user'" in inproc("token", "mint", "--help").out
+
+
+# --- keys generate: every algorithm verify accepts -----------------------------------------
+@pytest.mark.parametrize("alg", sorted(ASYMMETRIC_ALGORITHMS | HMAC_ALGORITHMS))
+def test_generate_covers_every_algorithm_verify_accepts(inproc: Cli, tmp_path: Path, alg: str) -> None:
+    private = tmp_path / "private.json"
+    hmac = alg in HMAC_ALGORITHMS
+    outputs = ["--out-private", str(private)] + ([] if hmac else ["--out-jwks", str(tmp_path / "jwks.json")])
+    assert inproc("keys", "generate", "--alg", alg, *outputs).code == 0
+    minted = inproc("token", "mint", "--key", str(private), "--issuer", ISSUER, "--audience", "api")
+    assert minted.code == 0, minted.err
+    assert json.loads(_b64decode(minted.out.split(".")[0]))["alg"] == alg
+    keys = ["--hs-secret-file", str(private)] if hmac else ["--jwks", str(tmp_path / "jwks.json")]
+    options = ["--issuer", ISSUER, "--audience", "api", "--algorithm", alg, "--require-kid", *keys]
+    good = inproc("verify", *options, minted.out.strip())
+    assert (good.code, good.lines[0]["claims"]["sub"]) == (0, "user"), good.out + good.err
+    other = inproc("verify", *options, token(make_key(alg, kid=json.loads(private.read_text())["kid"])))  # type: ignore[arg-type]
+    assert other.lines[0]["reason"] == "bad_signature"
+
+
+def test_generate_refuses_a_public_jwks_for_an_hmac_key(inproc: Cli, tmp_path: Path) -> None:
+    result = inproc("keys", "generate", "--alg", "HS256", "--out-jwks", str(tmp_path / "jwks.json"))
+    assert (result.code, result.out) == (2, "")
+    assert "no public part" in result.err
+    assert not (tmp_path / "jwks.json").exists()
+    printed = inproc("keys", "generate", "--alg", "HS384")
+    [jwk] = [json.loads(line) for line in printed.out.splitlines()]
+    assert jwk["kty"] == "oct" and len(_b64decode(jwk["k"])) == 48
+
+
+# --- verify: shared secrets ----------------------------------------------------------------
+SECRET = bytes(range(40, 80))
+HS_OPTIONS = ["--issuer", ISSUER, "--audience", "api", "--algorithm", "HS256"]
+
+
+def hs_token(secret: bytes = SECRET, **options: Any) -> str:
+    return token(OctKey.import_key(secret, {"kid": "hs"}), alg="HS256", **options)
+
+
+def test_hs_secret_from_a_file_holds_its_exact_bytes(inproc: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_bytes(SECRET + b"\n")  # the newline is part of the secret
+    assert inproc("verify", *HS_OPTIONS, "--hs-secret-file", str(path), hs_token(SECRET + b"\n")).code == 0
+    result = inproc("verify", *HS_OPTIONS, "--hs-secret-file", str(path), hs_token())
+    assert result.lines[0]["reason"] == "bad_signature"
+
+
+def test_hs_secret_from_the_environment(inproc: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLI_TEST_SECRET", SECRET.decode())
+    result = inproc("verify", *HS_OPTIONS, "--hs-secret-env", "CLI_TEST_SECRET", "--hs-kid", "hs", "--require-kid",
+                    hs_token())
+    assert result.code == 0, result.out + result.err
+    wrong_kid = inproc("verify", *HS_OPTIONS, "--hs-secret-env", "CLI_TEST_SECRET", "--hs-kid", "other", hs_token())
+    assert wrong_kid.lines[0]["reason"] == "unknown_kid"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--hs-secret-env", "CLI_TEST_UNSET"], "CLI_TEST_UNSET: not set", id="env-unset"),
+        pytest.param(["--hs-secret-env", "CLI_TEST_EMPTY"], "CLI_TEST_EMPTY: empty", id="env-empty"),
+        pytest.param(["--hs-secret-env", "CLI_TEST_WEAK"], "too weak", id="env-weak"),
+        pytest.param(["--hs-secret-file", "/nonexistent/secret"], "--hs-secret-file /nonexistent", id="file-missing"),
+        pytest.param([], "--algorithm: HS* needs the shared secret; give --hs-secret-file PATH", id="no-secret"),
+        pytest.param(["--hs-secret-env", "CLI_TEST_WEAK", "--jwks", "x.json"], "one source of keys", id="two-sources"),
+        pytest.param(["--hs-kid", "k"], "names the key id of a shared secret", id="kid-without-secret"),
+    ],
+)
+def test_unusable_secret_options_exit_2(
+    inproc: Cli, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    monkeypatch.delenv("CLI_TEST_UNSET", raising=False)
+    monkeypatch.setenv("CLI_TEST_EMPTY", "")
+    monkeypatch.setenv("CLI_TEST_WEAK", "MARKER-8d1c-short")
+    result = inproc("verify", *HS_OPTIONS, *argv, hs_token())
+    assert (result.code, result.out) == (2, "")
+    assert message in result.err
+    assert "MARKER-8d1c" not in result.err  # the secret's value is never printed
+
+
+@pytest.mark.parametrize("form", [["--hs-secret", MARKER], [f"--hs-secret={MARKER}"]], ids=["separate", "joined"])
+def test_a_secret_on_the_command_line_is_refused_and_not_echoed(cli: Cli, form: list[str]) -> None:
+    result = cli("verify", *HS_OPTIONS, *form, hs_token())
+    assert (result.code, result.out) == (2, "")
+    assert "a secret is never given on the command line" in result.err
+    assert "--hs-secret-file" in result.err and "--hs-secret-env" in result.err
+    assert MARKER not in result.err
+
+
+def test_a_jwk_secret_file_is_read_as_its_key(inproc: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "secret.json"
+    path.write_text(json.dumps(OctKey.import_key(SECRET, {"kid": "hs"}).as_dict(private=True)))
+    assert inproc("verify", *HS_OPTIONS, "--hs-secret-file", str(path), "--require-kid", hs_token()).code == 0
+    path.write_text('{"kty": "oct", "k": "not base64!"}')
+    broken = inproc("verify", *HS_OPTIONS, "--hs-secret-file", str(path), hs_token())
+    assert broken.code == 2 and "'k' is not base64url" in broken.err
+
+
+# --- verify: --now, --explain --------------------------------------------------------------
+def test_now_pins_the_clock(inproc: Cli, key: Key, jwks_file: str) -> None:
+    old = token(key, now=1_000_000_000)
+    assert inproc("verify", "--jwks", jwks_file, *BASE, old).lines[0]["reason"] == "token_expired"
+    assert inproc("verify", "--jwks", jwks_file, *BASE, "--now", "1000000100", old).code == 0
+    early = inproc("verify", "--jwks", jwks_file, *BASE, "--now", "999999000", old)
+    assert early.lines[0]["reason"] == "iat_in_future"
+
+
+@pytest.mark.parametrize("now", ["nan", "-5", "soon"])
+def test_now_must_be_a_unix_time(inproc: Cli, now: str) -> None:
+    assert inproc("verify", *BASE, "--now", now, "t").code == 2
+
+
+def test_explain_shows_the_unverified_token_beside_the_configuration(cli: Cli, key: Key, jwks_file: str) -> None:
+    value = token(key, audience=["other", MARKER], now=1_800_000_000, header={"x": "hidden"})
+    result = cli("verify", "--jwks", jwks_file, *BASE, "--typ", "at+jwt", "--now", "1800000010", "--explain", value)
+    assert result.code == 1
+    [line] = result.lines
+    assert (line["valid"], line["reason"]) == (False, "invalid_audience")
+    unverified = line["explain"]["unverified"]
+    assert "without verifying the signature" in unverified["note"]
+    assert unverified["header"] == {"alg": "ES256", "kid": "cli-1", "typ": "at+jwt"}
+    assert unverified["claims"] == {"iss": ISSUER, "aud": ["other", MARKER], "exp": 1_800_000_300,
+                                    "iat": 1_800_000_000}
+    configured = line["explain"]["configured"]
+    assert configured["now"] == 1_800_000_010
+    assert configured["issuer"]["audiences"] == ["api"] and configured["issuer"]["algorithms"] == ["ES256"]
+    assert configured["issuer"]["typ"] == ["at+jwt"]
+    assert configured["issuer"]["keys"] == {"source": "jwks_file", "from": jwks_file, "kids": ["cli-1"]}
+    signature = value.split(".")[2]
+    assert signature not in result.out + result.err
+    assert "hidden" not in result.out and MARKER + "-8d1c" not in result.out  # only the named members
+    assert "sub" not in unverified["claims"] and "jti" not in unverified["claims"]
+
+
+def test_explain_is_silent_for_valid_tokens_and_off_by_default(inproc: Cli, key: Key, jwks_file: str) -> None:
+    good = inproc("verify", "--jwks", jwks_file, *BASE, "--explain", token(key))
+    assert "explain" not in good.lines[0]
+    refused = inproc("verify", "--jwks", jwks_file, *BASE, token(key, audience="other"))
+    assert set(refused.lines[0]) == {"valid", "error", "reason"}
+    assert_clean(refused)
+
+
+def test_explain_for_an_unknown_issuer_lists_the_trusted_ones(inproc: Cli, key: Key, jwks_file: str) -> None:
+    value = mint(key, issuer="https://evil.test")
+    configured = inproc("verify", "--jwks", jwks_file, *BASE, "--explain", value).lines[0]["explain"]["configured"]
+    assert configured["issuers"] == [ISSUER] and "issuer" not in configured
+
+
+def test_explain_never_shows_a_secret(inproc: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = (MARKER * 4).encode()
+    monkeypatch.setenv("CLI_TEST_SECRET", secret.decode())
+    result = inproc("verify", *HS_OPTIONS, "--hs-secret-env", "CLI_TEST_SECRET", "--explain", hs_token(SECRET))
+    [line] = result.lines
+    assert line["reason"] == "bad_signature"
+    assert line["explain"]["configured"]["issuer"]["keys"] == {
+        "source": "hs_secret", "from": "environment CLI_TEST_SECRET", "kid": None}
+    assert MARKER not in result.out + result.err
+    assert base64.urlsafe_b64encode(secret).decode().rstrip("=") not in result.out
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["garbage", "a.b.c", "e30.e30.", "W10.W10.x", "x" * 20_000, b64url(b"\xff" * 40) + ".e30.x",
+     ".".join([b64url(json.dumps({"alg": "ES256", "kid": "k" * 5000})), b64url(json.dumps({"aud": list(range(50))})),
+               "sig"])],
+    ids=["one-part", "junk", "empty-objects", "arrays", "oversize", "not-utf8", "huge-values"],
+)
+def test_explain_decodes_junk_without_a_traceback(inproc: Cli, jwks_file: str, value: str) -> None:
+    result = inproc("verify", "--jwks", jwks_file, *BASE, "--explain", value)
+    assert result.code == 1 and "Traceback" not in result.err
+    explained = result.lines[0]["explain"]["unverified"]
+    assert len(json.dumps(explained)) < 1500
+
+
+# --- verify: --config FILE.toml ------------------------------------------------------------
+def write_toml(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "verify.toml"
+    path.write_text(text)
+    return str(path)
+
+
+ISSUER_TABLE = f'[[issuer]]\nissuer = "{ISSUER}"\nalgorithms = ["ES256"]\njwks = "jwks.json"\n'
+
+
+def test_config_file_reads_paths_beside_itself(inproc: Cli, tmp_path: Path, key: Key) -> None:
+    (tmp_path / "jwks.json").write_text(json.dumps(public_jwks(key)))
+    path = write_toml(tmp_path, f'audience = ["api"]\nrequire_iat = true\n{ISSUER_TABLE}')
+    result = inproc("verify", "--config", path, token(key), token(key, {"iat": None}))
+    assert [line.get("reason") for line in result.lines] == [None, "missing_iat"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(f'audience = "api"\nleway = 3\n{ISSUER_TABLE}', "unknown key 'leway'", id="top-level"),
+        pytest.param(f'audience = "api"\n[keys]\nfetch_timout = 2\n{ISSUER_TABLE}', "[keys] unknown key 'fetch_timout'",
+                     id="keys-table"),
+        pytest.param(f'audience = "api"\n{ISSUER_TABLE}require_kdi = true\n', "[[issuer]] #1 unknown key 'require_kdi'",
+                     id="issuer-table"),
+        pytest.param(f'audience = "api"\n{ISSUER_TABLE}keys = "jwks.json"\n', "[[issuer]] #1 unknown key 'keys'",
+                     id="issuer-keys-is-not-a-key"),
+        pytest.param(f'audience = "api"\nclock = 5\n{ISSUER_TABLE}', "unknown key 'clock'", id="clock"),
+        pytest.param(f'audience = "api"\nleeway = "30"\n{ISSUER_TABLE}', "leeway: must be a number of seconds",
+                     id="leeway-string"),
+        pytest.param(f'audience = "api"\nleeway = nan\n{ISSUER_TABLE}', "leeway: must be a number", id="leeway-nan"),
+        pytest.param(f'audience = "api"\nrequire_iat = 1\n{ISSUER_TABLE}', "require_iat: must be true or false",
+                     id="bool-as-int"),
+        pytest.param(f'audience = 5\n{ISSUER_TABLE}', "audience: must be a string or a list", id="audience-number"),
+        pytest.param('audience = "api"\n', "at least one issuer", id="no-issuer"),
+        pytest.param(f'audience = "api"\nissuer = "{ISSUER}"\n', "at least one issuer", id="issuer-not-a-table"),
+        pytest.param('audience = "api"\n[[issuer]]\nalgorithms = ["ES256"]\n', "#1 issuer: required", id="no-iss"),
+        pytest.param(f'audience = "api"\n[[issuer]]\nissuer = "{ISSUER}"\n', "#1 algorithms: required", id="no-alg"),
+        pytest.param("audience = [\n", "not valid TOML", id="not-toml"),
+        pytest.param(f'audience = "api"\nleeway = 3600\n{ISSUER_TABLE}', "Config.leeway", id="config-error"),
+        pytest.param(ISSUER_TABLE, "Config.audience", id="no-audience"),
+    ],
+)
+def test_config_file_mistakes_exit_2_naming_the_key(
+    inproc: Cli, tmp_path: Path, key: Key, text: str, message: str
+) -> None:
+    (tmp_path / "jwks.json").write_text(json.dumps(public_jwks(key)))
+    result = inproc("verify", "--config", write_toml(tmp_path, text), token(key))
+    assert (result.code, result.out) == (2, "")
+    assert message in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra", [["--leeway", "3"], ["--issuer", ISSUER], ["--jwks", "j.json"], ["--no-require-exp"],
+                                   ["--max-lifetime", "none"]])
+def test_configuration_options_beside_a_config_file_are_refused(
+    inproc: Cli, tmp_path: Path, key: Key, extra: list[str]
+) -> None:
+    path = write_toml(tmp_path, f'audience = "api"\n{ISSUER_TABLE}')
+    result = inproc("verify", "--config", path, *extra, token(key))
+    assert result.code == 2
+    assert f"{extra[0].replace('--no-', '--')}: give it in the --config file" in result.err
+
+
+def test_config_file_with_now_and_explain(inproc: Cli, tmp_path: Path, key: Key) -> None:
+    (tmp_path / "jwks.json").write_text(json.dumps(public_jwks(key)))
+    path = write_toml(tmp_path, f'audience = "api"\n{ISSUER_TABLE}')
+    result = inproc("verify", "--config", path, "--now", "2000000000", "--explain", token(key, now=1_800_000_000))
+    line = result.lines[0]
+    assert line["reason"] == "token_expired"
+    assert line["explain"]["configured"]["issuer"]["keys"]["from"] == str(tmp_path / "jwks.json")
+
+
+def test_config_file_key_mistakes_name_the_issuer_table(inproc: Cli, tmp_path: Path, key: Key) -> None:
+    second = '[[issuer]]\nissuer = "https://hs.test"\nalgorithms = ["HS256"]\n'
+    path = write_toml(tmp_path, f'audience = "api"\n{ISSUER_TABLE}{second}')
+    (tmp_path / "jwks.json").write_text(json.dumps(public_jwks(key)))
+    result = inproc("verify", "--config", path, token(key))
+    assert result.err.strip().endswith(
+        f"--config {path}: [[issuer]] #2 algorithms: HS* needs the shared secret; give hs_secret_file PATH or "
+        "hs_secret_env NAME"
+    )
+    path = write_toml(tmp_path, f'audience = "api"\n{ISSUER_TABLE}hs_secret_env = "X"\n{second}')
+    result = inproc("verify", "--config", path, token(key))
+    assert "[[issuer]] #1 jwks and hs_secret_env: give one source of keys" in result.err
+
+
+# --- the README's "Command line" blocks run as written -------------------------------------
+def test_readme_command_line_blocks_run_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("\n## Command line\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    blocks = re.findall(r"^```sh\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 4
+    script = "set -eu\n" + "\n".join(blocks)
+    bin_dir = str(Path(sys.executable).parent)
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [line["valid"] for line in lines] == [True, True, True, True, False]
+    assert lines[0]["claims"]["sub"] == "user" and lines[0]["claims"]["scope"] == "read"
+    assert lines[-1]["reason"] == "invalid_audience" and "unverified" in lines[-1]["explain"]
+    assert done.stdout.strip().endswith("refused: exit 1")
