@@ -30,15 +30,9 @@ def _key() -> Key:
     return key
 
 
-#: the API documentation pages (FastAPI's /docs, Litestar's /schema) are public, so the
-#: browser can load them and then send a token through their "Authorize" button
-DOCS = (Rule("/docs", access="public"), Rule("/docs/*", access="public"),
-        Rule("/openapi.json", access="public"), Rule("/schema", access="public"), Rule("/schema/*", access="public"))
-
-
-def authenticator() -> Authenticator:
-    """Routes: ``/`` and the API docs are public, ``/admin`` needs scope ``admin``, everything
-    else a valid token."""
+def authenticator(*docs: Rule) -> Authenticator:
+    """Routes: ``/`` and the API docs (``docs``: the framework's own ``docs_rules(app)``) are
+    public, ``/admin`` needs scope ``admin``, everything else a valid token."""
     issuer = Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(_key())))
-    rules = (Rule("/", access="public"), *DOCS, Rule("/admin", scopes=("admin",)))
-    return Authenticator(Config(issuers=[issuer], audience=AUDIENCE, rules=rules))
+    rules = (Rule("/", access="public"), *docs, Rule("/admin", scopes=("admin",)))
+    return Authenticator(Config(issuers=(issuer,), audience=AUDIENCE, rules=rules))

@@ -5,11 +5,18 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from jwt_middleware import Identity, JWTMiddleware
-from jwt_middleware.integrations.fastapi import RequireScopes, jwt_identity
+from jwt_middleware.integrations.fastapi import (
+    Refused,
+    RequireScopes,
+    docs_rules,
+    jwt_identity,
+    refusal_handler,
+)
 
 from ._shared import authenticator
 
 api = FastAPI(title="jwt_middleware example")
+api.add_exception_handler(Refused, refusal_handler)  # a dependency's refusal: the middleware's own answer
 
 
 @api.get("/")
@@ -27,4 +34,4 @@ async def admin(identity: Identity = Depends(RequireScopes("admin"))) -> dict[st
     return {"admin": identity.subject}
 
 
-app = JWTMiddleware(api, authenticator())
+app = JWTMiddleware(api, authenticator(*docs_rules(api)))  # /docs, /redoc, /openapi.json public

@@ -1,16 +1,39 @@
-"""Render a refusal the way the middleware does, for helpers that refuse inside a framework."""
+"""What the framework helpers share: scope checks, refusals answered as the middleware does, docs rules."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..authenticator import Authenticator
 from ..challenge import Answer, render_challenge
-from ..errors import InsufficientScope, MissingToken, Refusal
+from ..config import _SCOPE_TOKEN, Rule
+from ..errors import ConfigError, InsufficientScope, MissingToken, Refusal
 from ..identity import Identity
 
-__all__ = ["check_scopes", "header_dict", "render"]
+__all__ = ["check_scopes", "docs_rule", "header_dict", "render", "scope_tokens"]
 
 
-def check_scopes(identity: Identity | None, scopes: tuple[str, ...]) -> Identity:
+def scope_tokens(option: str, scopes: Iterable[object]) -> tuple[str, ...]:
+    """``scopes`` as a tuple, each one scope token, as ``Rule.scopes`` takes them.
+
+    :param option: the helper's name, for the message (``"require_scopes"``)
+    :raises ConfigError: a value that is not one scope-token (RFC 6749 §3.3), e.g. ``"read write"``
+        (which no token could ever hold, so the check would refuse every caller)
+    """
+    found: list[str] = []
+    for scope in (scopes,) if isinstance(scopes, str) else scopes:
+        if callable(scope):
+            raise ConfigError(f"{option}: give it the scopes first, e.g. @{option}('admin'), not @{option}")
+        if not isinstance(scope, str) or _SCOPE_TOKEN.fullmatch(scope) is None:
+            raise ConfigError(
+                f"{option}: {scope!r} is not one scope token (RFC 6749 §3.3); pass each scope "
+                f"as its own argument, e.g. {option}('read', 'write')"
+            )
+        found.append(scope)
+    return tuple(found)
+
+
+def check_scopes(identity: Identity | None, scopes: tuple[str, ...] | list[str]) -> Identity:
     """The identity, when it holds every one of ``scopes``.
 
     :raises MissingToken: no identity (the middleware let an optional route through)
@@ -40,3 +63,13 @@ def header_dict(headers: list[tuple[str, str]]) -> dict[str, str]:
             continue
         merged[name] = f"{merged[name]}, {value}" if name in merged else value
     return merged
+
+
+def docs_rule(path: str, methods: tuple[str, ...]) -> Rule:
+    """A public rule for one of the framework's own documentation routes, exactly that path.
+
+    :raises ConfigError: a route path holding ``*``, which a Rule would read as a prefix
+    """
+    if "*" in path:
+        raise ConfigError(f"docs_rules: {path!r} holds '*', which a Rule reads as a prefix; rename the route")
+    return Rule(path, access="public", methods=methods)

@@ -2,7 +2,9 @@
 
 ::
 
-    app = wrap(Litestar(route_handlers=[...]), authenticator)   # = JWTMiddleware(litestar_app, auth)
+    app = Litestar(route_handlers=[...], openapi_config=bearer_openapi_config())
+    auth = Authenticator(Config(..., rules=(*docs_rules(app), ...)))   # /schema and its pages public
+    application = wrap(app, auth)                  # = JWTMiddleware(app, auth)
 
     @get("/me")
     async def me(request: Request) -> dict:
@@ -17,14 +19,27 @@ exactly as under Starlette or WSGI.
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Final
+
+from litestar import Litestar
+from litestar.app import DEFAULT_OPENAPI_CONFIG
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 
 from ..asgi import IDENTITY_KEY, JWTMiddleware
 from ..authenticator import Authenticator
+from ..config import Rule
 from ..identity import Identity
 from ..starlette_user import JWTUser
+from ._refuse import docs_rule
 
-__all__ = ["JWTUser", "identity", "wrap"]
+__all__ = ["JWTUser", "bearer_openapi_config", "docs_rules", "identity", "wrap"]
+
+#: where Litestar defines the handlers of its OpenAPI router (schema files, UI pages)
+_OPENAPI_MODULES: Final = ("litestar._openapi.", "litestar.openapi.")
 
 
 def wrap(app: Any, authenticator: Authenticator) -> JWTMiddleware:
@@ -40,3 +55,41 @@ def identity(connection: Any) -> Identity | None:
     """
     value: Identity | None = connection.scope.get(IDENTITY_KEY)
     return value
+
+
+def docs_rules(app: Litestar) -> tuple[Rule, ...]:
+    """Public rules for exactly the routes Litestar's OpenAPI router serves (``/schema``,
+    ``/schema/openapi.json``, ``/schema/swagger``, … under ``OpenAPIConfig.path``), each for
+    its handlers' methods. None with ``openapi_config=None``.
+
+    A route of the app's own under that path stays closed, and so does the router's catch-all
+    404 page (``/schema/{path:str}``). Paths are the app's own, below any ``root_path`` (as rules
+    match unless ``Config.match_full_path``). List these rules first: the first matching rule wins.
+    """
+    rules: list[Rule] = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or "{" in route.path:
+            continue
+        handlers = [h for h in route.route_handlers if "OPTIONS" not in h.http_methods]
+        if handlers and all(_serves_openapi(h) for h in handlers):
+            methods = sorted({method for h in handlers for method in h.http_methods})
+            rules.append(docs_rule(route.path, tuple(methods)))
+    return tuple(sorted(rules, key=lambda rule: rule.path))
+
+
+def _serves_openapi(handler: HTTPRouteHandler) -> bool:
+    return str(getattr(handler.fn, "__module__", "")).startswith(_OPENAPI_MODULES)
+
+
+def bearer_openapi_config(
+    config: OpenAPIConfig | None = None, *, scheme_name: str = "bearerAuth"
+) -> OpenAPIConfig:
+    """A copy of ``config`` (default: Litestar's own) whose document declares the JWT bearer
+    scheme (``components.securitySchemes``) and requires it for every operation, so the UIs
+    offer "Authorize"; pass it as ``Litestar(openapi_config=...)``."""
+    found = copy.copy(config or DEFAULT_OPENAPI_CONFIG)
+    scheme = SecurityScheme(type="http", scheme="bearer", bearer_format="JWT", description="JWT access token")
+    components = found.components if isinstance(found.components, list) else [found.components]
+    found.components = [*components, Components(security_schemes={scheme_name: scheme})]
+    found.security = [*(found.security or []), {scheme_name: []}]
+    return found

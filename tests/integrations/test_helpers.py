@@ -120,7 +120,7 @@ def test_jwt_flask_supports_app_factories_and_refuses_a_second_install() -> None
         @app.get("/me")
         def me() -> str:
             caller = current_identity()
-            return caller.subject if caller else "anonymous"
+            return (caller.subject or "") if caller else "anonymous"
 
         extension.init_app(app)
         return app
@@ -167,15 +167,15 @@ def test_django_middleware_refuses_a_store_that_does_not_suit_its_mode() -> None
     from django.test import override_settings
 
     from jwt_middleware import Authenticator, Config, Issuer, StaticKeys
+
+    apps.django_wsgi_app()  # settings configured before the Django helper is imported, in any test order
     from jwt_middleware.integrations.django import JWTAuthenticationMiddleware
     from jwt_middleware.stores import AsyncRedisNonceStore, RedisNonceStore
     from jwt_middleware.testing import public_jwks
 
-    apps.django_wsgi_app()
-
     def auth(store: Any) -> Authenticator:
         issuer = Issuer(apps.ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(apps.KEY)))
-        return Authenticator(Config(issuers=[issuer], audience="api", rules=(Rule("/pay", one_time=True),)),
+        return Authenticator(Config(issuers=(issuer,), audience="api", rules=(Rule("/pay", one_time=True),)),
                              nonce_store=store)
 
     def sync_view(request: Any) -> Any:
@@ -187,6 +187,6 @@ def test_django_middleware_refuses_a_store_that_does_not_suit_its_mode() -> None
     with override_settings(JWT_MIDDLEWARE_AUTHENTICATOR=auth(AsyncRedisNonceStore(aioredis.Redis(port=1)))), \
             pytest.raises(ConfigError, match="RedisNonceStore"):
         JWTAuthenticationMiddleware(sync_view)
-    with override_settings(JWT_MIDDLEWARE_AUTHENTICATOR=auth(RedisNonceStore(redis.Redis(port=1)))), \
+    with override_settings(JWT_MIDDLEWARE_AUTHENTICATOR=auth(RedisNonceStore(redis.Redis(port=1, socket_timeout=0.1, socket_connect_timeout=0.1, retry=None)))), \
             pytest.raises(ConfigError, match="AsyncRedisNonceStore"):
         JWTAuthenticationMiddleware(async_view)

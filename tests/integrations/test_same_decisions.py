@@ -137,7 +137,7 @@ def test_helpers_given_the_authenticator_answer_exactly_like_the_middleware() ->
 
     auth = Authenticator(Config(
         issuers=[Issuer(apps.ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(apps.KEY)))],
-        audience="api", realm="shop", dpop=DPoPSettings(algorithms=("ES256",)),
+        audience="api", realm="shop", dpop=DPoPSettings(algorithms=("ES256",), allowed_hosts=("api.test",)),
         rules=(Rule("/public", access="optional"), Rule("/admin", scopes=("admin",))), clock=apps.CLOCK,
     ))
     api = FastAPI()
@@ -173,7 +173,7 @@ def test_fastapi_openapi_declares_the_bearer_scheme() -> None:
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "JWT access token"
     }
-    assert document["paths"]["/admin"]["get"]["security"] == [{"bearerAuth": []}]
+    assert document["paths"]["/admin"]["get"]["security"] == [{"bearerAuth": ["admin"]}]
     assert "security" not in document["paths"]["/public"]["get"]
 
 
