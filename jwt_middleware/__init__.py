@@ -8,6 +8,7 @@ from .config import Config, CookieSource, DPoPSettings, HeaderSource, Issuer, Ke
 from .errors import (
     AuthError,
     ConfigError,
+    DPoPBindingMismatch,
     DPoPRequired,
     InsufficientScope,
     InsufficientUserAuthentication,
@@ -25,6 +26,7 @@ from .errors import (
 )
 from .identity import Identity
 from .keys.sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
+from .proxies import TrustedProxies
 from .request import RequestView
 from .wsgi import WSGIJWTMiddleware
 
@@ -37,6 +39,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "CookieSource",
+    "DPoPBindingMismatch",
     "DPoPRequired",
     "DPoPSettings",
     "HeaderSource",
@@ -62,6 +65,7 @@ __all__ = [
     "StaticKeys",
     "StoreError",
     "StoreFull",
+    "TrustedProxies",
     "Unavailable",
     "UseDPoPNonce",
     "WSGIJWTMiddleware",

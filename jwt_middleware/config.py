@@ -8,10 +8,12 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Final, Literal
+from urllib.parse import urlsplit
 
 from ._types import Clock
 from .errors import ConfigError
 from .keys.sources import JWKSFile, JWKSUrl, KeySource, OIDCDiscovery, SharedSecret, StaticKeys
+from .proxies import AUTHORITY, TrustedProxies
 
 __all__ = [
     "Config",
@@ -30,8 +32,9 @@ ASYMMETRIC_ALGORITHMS: Final = frozenset(
 )
 Access = Literal["public", "optional", "required"]
 DPoPMode = Literal["allowed", "required"]
-#: RFC 9449 §5: proofs are asymmetric; this is the default allowlist
-DPOP_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+#: RFC 9449 §5: proofs are asymmetric; this is the default allowlist. Ed25519 is the fully
+#: specified name of EdDSA over Ed25519 (RFC 9864 §2.2), which access tokens accept too
+DPOP_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256")
 #: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), so no space, quote or backslash
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
@@ -76,9 +79,19 @@ TokenSource = HeaderSource | CookieSource
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """Who may pass a route. ``path`` is exact (``/health``) or a prefix ending in ``*`` (``/admin/*``).
+    """Who may pass a route. Rules are tried in order; the first whose path and method match wins.
 
-    Rules are tried in order; the first whose path and method match wins.
+    ``path`` is matched against the request's canonical path below ``root_path`` /
+    ``SCRIPT_NAME`` (``Config.match_full_path`` for the whole path), ``/admin`` and ``/admin/``
+    alike, in the frameworks' own syntax:
+
+    - ``/health``: that path exactly;
+    - ``/items/{id}``: ``{name}`` is one non-empty segment; ``{name:int}``, ``{name:float}``,
+      ``{name:uuid}`` only what Starlette's convertor of that name routes;
+    - ``/admin/*`` or ``/files/{rest:path}``: the prefix and everything below it (also ``/admin``).
+
+    ``methods`` (None: every method) are upper-cased; a rule listing GET also covers HEAD,
+    which Starlette, Flask and Django answer with the GET handler.
     """
 
     path: str
@@ -95,14 +108,11 @@ class Rule:
     def __post_init__(self) -> None:
         _tuple(self, "methods")
         _tuple(self, "scopes")
-        if not self.path.startswith("/"):
-            raise ConfigError(f"Rule.path: {self.path!r} must start with '/'")
-        if "*" in self.path[:-1]:
-            raise ConfigError(f"Rule.path: {self.path!r} may hold '*' only as its last character")
+        pattern_segments(self.path)
         if self.access not in ("public", "optional", "required"):
             raise ConfigError("Rule.access: use 'public', 'optional' or 'required'")
         if self.methods is not None:
-            object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
+            object.__setattr__(self, "methods", _methods(self.methods))
         bad = [s for s in self.scopes if not isinstance(s, str) or _SCOPE_TOKEN.fullmatch(s) is None]
         if bad:
             raise ConfigError(
@@ -116,6 +126,106 @@ class Rule:
             raise ConfigError("Rule.iat_window: must be positive seconds, or None")
         if self.dpop not in ("allowed", "required"):
             raise ConfigError("Rule.dpop: use 'allowed' or 'required'")
+
+
+#: RFC 9110 §9.1: a method is a token (§5.6.2)
+_METHOD: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _methods(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """Upper-case methods, HEAD added next to GET (RFC 9110 §9.3.2: HEAD is GET without a body)."""
+    if not methods:
+        raise ConfigError(
+            "Rule.methods: an empty list matches no request; leave methods=None for every method "
+            "or list them, e.g. methods=('GET', 'POST')"
+        )
+    bad = [m for m in methods if not isinstance(m, str) or _METHOD.fullmatch(m) is None]
+    if bad:
+        raise ConfigError(f"Rule.methods: {bad[0]!r} is not an HTTP method token (RFC 9110 §9.1), e.g. 'GET'")
+    upper = tuple(dict.fromkeys(m.upper() for m in methods))
+    return (*upper, "HEAD") if "GET" in upper and "HEAD" not in upper else upper
+
+
+#: ``("literal", text)``, ``("param", convertor)`` or ``("rest", "")`` (the prefix's remainder)
+Segment = tuple[Literal["literal", "param", "rest"], str]
+#: a path parameter as Starlette, FastAPI and Litestar write it: ``{name}`` or ``{name:convertor}``
+_PARAM: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
+#: Starlette's convertor regexes (starlette/convertors.py): a rule covers exactly what the route does
+PARAM_CONVERTORS: Final[dict[str, str | None]] = {
+    "str": None,  # any non-empty segment
+    "int": "[0-9]+",
+    "float": r"[0-9]+(\.[0-9]+)?",
+    "uuid": "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
+}
+#: characters a pattern cannot hold: regex syntax, other routers' parameter syntax, escapes, controls
+_UNHONOURED: Final = re.compile(r"[()\[\]^$+?|\\<>%#\s\x00-\x1f\x7f]")
+
+
+def pattern_segments(path: str) -> tuple[Segment, ...]:
+    """The segments of a :class:`Rule` path; ``/`` is none, a trailing ``/`` counts for nothing.
+
+    :raises ConfigError: a pattern the matcher could not honour, naming the fix (a silent
+        no-op rule would leave the route to the default)
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError(f"Rule.path: {path!r} must start with '/', e.g. '/health'")
+    bad = _UNHONOURED.search(path)
+    if bad:
+        raise ConfigError(_unhonoured(path, bad.group()))
+    if "*" in path and (not path.endswith("/*") or "*" in path[:-1]):
+        prefix = path.split("*", 1)[0].rstrip("/")
+        raise ConfigError(
+            f"Rule.path: {path!r}: '*' stands only for the rest of the path, right after a final '/' "
+            f"(write {prefix + '/*'!r} for {prefix or '/'} and below)"
+        )
+    parts = path[1:].split("/")
+    if parts[-1] == "":
+        parts.pop()
+    segments = tuple(_segment(path, part) for part in parts)
+    names = [match.group(1) for part in parts if (match := _PARAM.fullmatch(part))]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"Rule.path: {path!r} names a parameter twice")
+    if any(kind == "rest" for kind, _ in segments[:-1]):
+        raise ConfigError(f"Rule.path: {path!r}: {{name:path}} takes the rest, so it must come last")
+    return segments
+
+
+def _segment(path: str, part: str) -> Segment:
+    if part in ("", ".", ".."):
+        raise ConfigError(
+            f"Rule.path: {path!r} can never match: request paths are canonical (no '//', '.' or '..' "
+            "segments); write the path as the router sees it, e.g. '/admin/users'"
+        )
+    if part == "*":
+        return ("rest", "")
+    if part.startswith(":"):
+        raise ConfigError(f"Rule.path: {path!r}: write the parameter {part!r} as {{{part[1:]}}}")
+    if "{" not in part and "}" not in part:
+        return ("literal", part)
+    match = _PARAM.fullmatch(part)
+    if match is None:
+        raise ConfigError(
+            f"Rule.path: {path!r}: a parameter is a whole segment with a name, '{{id}}' or '{{id:int}}'"
+        )
+    convertor = match.group(2) or "str"
+    if convertor == "path":
+        return ("rest", "")
+    if convertor not in PARAM_CONVERTORS:
+        raise ConfigError(
+            f"Rule.path: {path!r}: unknown convertor {convertor!r}; use str, int, float, uuid or path"
+        )
+    return ("param", convertor)
+
+
+def _unhonoured(path: str, char: str) -> str:
+    if char in "<>":
+        return f"Rule.path: {path!r}: write path parameters as {{id}} (or {{id:int}}), not <id>"
+    if char == "%":
+        return f"Rule.path: {path!r}: rules match the decoded path; write the character, not its %-escape"
+    return (
+        f"Rule.path: {path!r}: {char!r} is not pattern syntax here (no regular expressions); "
+        "use exact paths, {id} parameters and a final '/*'"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +248,14 @@ class Issuer:
     required_claims: tuple[str, ...] = ()
     #: refuse tokens without ``kid`` even when one key could verify them
     require_kid: bool = False
+    #: accept tokens whose header carries ``jku``, ``jwk``, ``x5u`` or ``x5c`` (still never read:
+    #: keys come from ``keys`` only); off by default, RFC 8725 §3.10
+    allow_key_headers: bool = False
 
     def __post_init__(self) -> None:
         for name in ("algorithms", "audiences", "typ", "required_claims"):
             _tuple(self, name)
-        if not self.issuer:
+        if not isinstance(self.issuer, str) or not self.issuer.strip():
             raise ConfigError("Issuer.issuer: give the exact 'iss' value your tokens carry")
         if any(not isinstance(a, str) or not a for a in self.audiences or ()):
             raise ConfigError("Issuer.audiences: each must be a non-empty string (this API's identifier)")
@@ -232,9 +345,16 @@ class DPoPSettings:
     :param nonce_secret: turns on server nonces (§8, §9): stateless (a keyed MAC over a time
         step) so every instance sharing the secret accepts every other's; at least 32 bytes
     :param external_base_url: the public origin (and path prefix) clients use, for ``htu``
-        behind a proxy, e.g. ``"https://api.example.com"``
-    :param trust_forwarded: take scheme and host from ``Forwarded``/``X-Forwarded-*``; only
-        behind a proxy that sets them
+        behind a proxy, e.g. ``"https://api.example.com"``; the request's scheme and Host are
+        then not read
+    :param allowed_hosts: without ``external_base_url``, the hosts this API answers to, e.g.
+        ``("api.example.com", "api.example.com:8443")``: the request's host (after
+        ``Config.trusted_proxies``) must be one of them, compared case-insensitively, with the
+        port when it is not the scheme's default. One of the two is required: otherwise the
+        ``Host`` header alone would decide which server a proof is checked for (RFC 9449 §4.3
+        check 9, §11.1)
+    :raises ConfigError: neither or both of ``external_base_url`` and ``allowed_hosts``, a
+        malformed entry, or any of the checks below
     """
 
     algorithms: tuple[str, ...] = DPOP_ALGORITHMS
@@ -244,7 +364,7 @@ class DPoPSettings:
     nonce_secret: bytes | None = None
     nonce_step: float = 300.0  # seconds one nonce stays current (and one more step valid)
     external_base_url: str | None = None
-    trust_forwarded: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"DPoPSettings(algorithms={self.algorithms!r}, nonces={self.nonce_secret is not None})"
@@ -263,6 +383,57 @@ class DPoPSettings:
             )
         if self.iat_window <= 0 or self.nonce_step <= 0:
             raise ConfigError("DPoPSettings: iat_window and nonce_step must be positive seconds")
+        _tuple(self, "allowed_hosts")
+        self._check_origin()
+
+    def _check_origin(self) -> None:
+        """Exactly one of external_base_url and allowed_hosts, each well formed."""
+        if self.external_base_url is None and not self.allowed_hosts:
+            raise ConfigError(_DPOP_ORIGIN_REQUIRED)
+        if self.external_base_url is not None and self.allowed_hosts:
+            raise ConfigError(
+                "DPoPSettings: give external_base_url or allowed_hosts, not both; with "
+                "external_base_url the request's Host is never read, so allowed_hosts would do nothing"
+            )
+        if self.external_base_url is not None:
+            _check_base_url(self.external_base_url)
+        for host in self.allowed_hosts:
+            _check_allowed_host(host)
+        object.__setattr__(self, "allowed_hosts", tuple(h.lower() for h in self.allowed_hosts))
+
+
+_DPOP_ORIGIN_REQUIRED: Final = (
+    "DPoPSettings: set external_base_url (the public origin clients send to, e.g. "
+    "'https://api.example.com') or allowed_hosts (the hosts this API answers to, e.g. "
+    "('api.example.com',)); without either, the Host header alone would decide which server "
+    "a DPoP proof is checked for, so a proof made for another server could pass here"
+)
+
+
+def _check_base_url(url: object) -> None:
+    ok = isinstance(url, str) and "?" not in url and "#" not in url
+    if ok:
+        parts = urlsplit(str(url))
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
+    if not ok:
+        raise ConfigError(
+            f"DPoPSettings.external_base_url: {url!r} is not an http(s) origin with an optional "
+            "path, e.g. 'https://api.example.com' or 'https://example.com/api'"
+        )
+
+
+def _check_allowed_host(host: object) -> None:
+    if not isinstance(host, str) or AUTHORITY.fullmatch(host) is None or host.endswith(":"):
+        raise ConfigError(
+            f"DPoPSettings.allowed_hosts: {host!r} is not a host[:port], e.g. 'api.example.com' "
+            "or 'localhost:8000' (no scheme, path or wildcard)"
+        )
+    name, sep, port = host.rpartition(":")
+    if sep and "]" not in port and port.lstrip("0") in ("80", "443"):
+        raise ConfigError(
+            f"DPoPSettings.allowed_hosts: list {name!r} without its default "
+            "port (80 or 443); the port is compared only when it is not the scheme's default"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +453,14 @@ class Config:
     rules: tuple[Rule, ...] = ()
     #: access for a route no rule matches
     default_access: Access = "required"
+    #: a path that is not canonical (``//``, ``.``, ``..``): "refuse" answers 400 invalid_request;
+    #: "rewrite" hands the app the canonical path (README "Paths, methods and rules")
+    path_normalization: Literal["refuse", "rewrite"] = "refuse"
+    #: CORS preflights: "authenticate" decides them like any request; "pass" lets a true
+    #: preflight through anonymously, for an app that answers preflights itself (CORSMiddleware inside)
+    preflight: Literal["authenticate", "pass"] = "authenticate"
+    #: rules see root_path + path (True) instead of the app's path below root_path / SCRIPT_NAME
+    match_full_path: bool = False
     leeway: float = 30.0  # seconds of clock skew allowed on exp/nbf/iat
     max_age: float | None = None  # seconds since iat after which a token is too old
     max_lifetime: float | None = 86400.0  # seconds; exp - iat (or exp - now) above this is refused
@@ -296,6 +475,9 @@ class Config:
     strip_failure_body: bool = False
     #: accept DPoP-bound tokens (RFC 9449); None: DPoP requests are refused
     dpop: DPoPSettings | None = None
+    #: the reverse proxies whose forwarded scheme, host and client address are believed
+    #: (jwt_middleware.proxies); None: forwarded headers are ignored everywhere
+    trusted_proxies: TrustedProxies | None = None
     #: when the nonce store fails: "closed" answers 503 (default); "open" lets the request pass
     store_failure: Literal["closed", "open"] = "closed"
     clock: Clock = time.time
@@ -332,14 +514,29 @@ class Config:
             raise ConfigError("Config.max_token_bytes: must be at least 256")
         if self.verified_cache_size < 0:
             raise ConfigError("Config.verified_cache_size: must be >= 0")
+        if self.trusted_proxies is not None and not isinstance(self.trusted_proxies, TrustedProxies):
+            raise ConfigError("Config.trusted_proxies: use TrustedProxies(networks=(...)), or None")
         if self.dpop is None and any(r.dpop == "required" for r in self.rules):
             raise ConfigError("Rule.dpop='required' needs Config(dpop=DPoPSettings(...))")
+        self._check_paths()
         if self.store_failure not in ("closed", "open"):
             raise ConfigError("Config.store_failure: use 'closed' (503 when the store is down) or 'open'")
         for name in ("max_age", "max_lifetime"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"Config.{name}: must be positive, or None to turn the check off")
+
+    def _check_paths(self) -> None:
+        if self.path_normalization not in ("refuse", "rewrite"):
+            raise ConfigError(
+                "Config.path_normalization: use 'refuse' (400 for a non-canonical path) or 'rewrite'"
+            )
+        if self.preflight not in ("authenticate", "pass"):
+            raise ConfigError(
+                "Config.preflight: use 'authenticate' (no bypass) or 'pass' (with CORSMiddleware inside)"
+            )
+        if not isinstance(self.match_full_path, bool):
+            raise ConfigError("Config.match_full_path: use True or False")
 
     def audiences_for(self, issuer: Issuer) -> tuple[str, ...]:
         return issuer.audiences or self.audience or ()  # type: ignore[return-value]

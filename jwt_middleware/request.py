@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ._types import RawHeader, Scope
+from .core.canonical import MEMO, UNSEEN, require_canonical
 
-__all__ = ["DECISION_HEADERS", "RequestView"]
+__all__ = ["DECISION_HEADERS", "RequestView", "split_root"]
 
 #: Every header the core reads. Adapters that must convert headers (WSGI) convert only these;
 #: tests/wsgi keeps the list in step with the core's source.
@@ -17,6 +18,7 @@ DECISION_HEADERS: Final = (
     b"dpop",
     b"host",
     b"forwarded",
+    b"x-forwarded-for",
     b"x-forwarded-host",
     b"x-forwarded-proto",
     b"origin",
@@ -27,11 +29,17 @@ DECISION_HEADERS: Final = (
 class RequestView:
     """Method, scheme, host, path, query, raw headers and client address of one request.
 
+    ``method`` is upper-case. ``path`` is the app's own path: below ``root_path`` (ASGI) or
+    ``SCRIPT_NAME`` (WSGI), and canonical when an adapter built the view
+    (:mod:`jwt_middleware.core.canonical`); ``full_path`` puts ``root_path`` back in front.
     Headers stay as the raw ``(lower-case name, value)`` byte pairs ASGI gives; values are
     decoded (latin-1, as HTTP/1.1 defines) only when a check asks for them.
     """
 
-    __slots__ = ("_client_ip", "_scheme", "_scope", "_server", "headers", "method", "path", "query_string")
+    __slots__ = (
+        "_client_ip", "_scheme", "_scope", "_server", "headers", "method", "path", "query_string",
+        "root_path",
+    )
 
     def __init__(
         self,
@@ -43,9 +51,11 @@ class RequestView:
         query_string: bytes = b"",
         client_ip: str | None = None,
         server: str | None = None,
+        root_path: str = "",
     ) -> None:
-        self.method = method
+        self.method = method.upper()
         self.path = path
+        self.root_path = root_path
         self.headers = headers
         self.query_string = query_string
         self._scope: Scope | None = None
@@ -55,15 +65,36 @@ class RequestView:
 
     @classmethod
     def from_asgi(cls, scope: Scope) -> RequestView:
-        """Why scheme, client and server stay in the scope: only DPoP and audit read them, and
-        copying them cost a quarter of what the middleware adds to a cached token."""
+        """The view of an ASGI scope, its path canonical and below ``root_path``.
+
+        Why scheme, client and server stay in the scope: only DPoP and audit read them, and
+        copying them cost a quarter of what the middleware adds to a cached token.
+
+        :raises NonCanonicalPath: the path is not canonical (the adapter rewrites or refuses)
+        :raises InvalidRequest: the path has no single meaning (encoded ``/``, NUL, bad escapes)
+        """
         view = _NEW(cls)
-        view.method = scope.get("method", "GET")
-        view.path = scope["path"]
+        method: str = scope.get("method", "GET")
+        view.method = method if method.isupper() else method.upper()
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root:
+            path = split_root(path, root)[1]
+        raw = scope.get("raw_path")
+        if _MEMO_GET(path, UNSEEN) != raw:  # Why inline: the memo answers nearly every request
+            path = require_canonical(path, raw)
+        view.path = path
+        view.root_path = root
         view.headers = scope["headers"]
         view.query_string = scope.get("query_string", b"")
         view._scope = scope
         return view
+
+    @property
+    def full_path(self) -> str:
+        """``root_path`` + ``path``: the path the client sent to (DPoP ``htu``, RFC 9449 §4.3)."""
+        root = self.root_path
+        return root + self.path if root else self.path
 
     @property
     def scheme(self) -> str:
@@ -95,13 +126,28 @@ class RequestView:
         return None
 
     def __repr__(self) -> str:  # headers may hold credentials: never print them
-        return f"RequestView({self.method} {self.scheme}://…{self.path})"
+        return f"RequestView({self.method} {self.scheme}://…{self.full_path})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "path": self.path, "scheme": self.scheme, "client_ip": self.client_ip}
+        return {"method": self.method, "path": self.path, "root_path": self.root_path, "scheme": self.scheme,
+                "client_ip": self.client_ip}
 
 
 _NEW: Final = object.__new__
+_MEMO_GET: Final = MEMO.get
+
+
+def split_root(path: str, root: str) -> tuple[str, str]:
+    """``(prefix, path below it)``, split exactly as Starlette's router splits ``path``
+    (``starlette._utils.get_route_path``): at ``root`` when a segment boundary follows it, else
+    not at all (a server that did not put ``root_path`` in front: the prefix is ``""``). The
+    mount point itself is ``/`` below ``root``."""
+    if not path.startswith(root):
+        return "", path
+    rest = path[len(root):]
+    if not rest:
+        return root, "/"
+    return (root, rest) if rest[0] == "/" else ("", path)
 
 
 def _server_name(server: tuple[str, int | None] | None) -> str | None:

@@ -156,9 +156,21 @@ async def test_optional_route_refuses_an_invalid_token(
     assert recorder.calls == 0
 
 
-async def test_cors_preflight_passes_without_a_token(client: httpx.AsyncClient, recorder: Recorder) -> None:
+async def test_cors_preflight_needs_a_token_by_default(client: httpx.AsyncClient, recorder: Recorder) -> None:
+    """No preflight bypass unless Config(preflight="pass"): the handler would answer OPTIONS."""
     headers = {"origin": "https://app.example", "access-control-request-method": "POST"}
     response = await client.options("/whoami", headers=headers)
+    assert response.status_code == 401 and response.headers["www-authenticate"] == 'Bearer realm="api"'
+    assert recorder.calls == 0
+
+
+async def test_cors_preflight_passes_when_configured(recorder: Recorder, es256_key: Key, clock: FakeClock) -> None:
+    issuer = Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(es256_key)))
+    auth = Authenticator(Config(issuers=[issuer], audience="api", clock=clock, preflight="pass"))
+    transport = httpx.ASGITransport(app=recorder.protected(auth))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        headers = {"origin": "https://app.example", "access-control-request-method": "POST"}
+        response = await http.options("/whoami", headers=headers)
     assert response.status_code == 200 and response.json()["authenticated"] is False
     assert recorder.calls == 1
 

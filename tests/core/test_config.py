@@ -254,3 +254,22 @@ def test_missing_ca_bundle_is_refused_at_start_up(tmp_path) -> None:  # type: ig
 
     with pytest.raises(ConfigError, match=r"KeyPolicy\.tls"):
         KeyPolicy(tls=str(tmp_path / "missing.pem"))
+
+
+# --- paths, methods and rules (README "Paths, methods and rules") ---------------------------------------
+def test_path_options_default_to_the_safe_choice(static: StaticKeys) -> None:
+    config = Config(issuers=[es_issuer(static)], audience="api")
+    assert (config.path_normalization, config.preflight, config.match_full_path) == ("refuse", "authenticate", False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [({"path_normalization": "normalize"}, "Config.path_normalization"),
+     ({"path_normalization": None}, "Config.path_normalization"),
+     ({"preflight": "bypass"}, "Config.preflight"),
+     ({"preflight": True}, "Config.preflight"),
+     ({"match_full_path": "yes"}, "Config.match_full_path")],
+)
+def test_rejects_unknown_path_options(static: StaticKeys, kwargs: dict[str, Any], option: str) -> None:
+    with raises(option):
+        Config(issuers=[es_issuer(static)], audience="api", **kwargs)

@@ -95,13 +95,14 @@ def test_optional_route_attaches_none_for_anonymous(es256_key: Key, clock: FakeC
     assert client.get("/open").status_code == 200 and app.calls == [None]
 
 
-def test_environ_becomes_the_full_path_and_lower_case_headers() -> None:
+def test_environ_becomes_the_app_path_below_script_name_and_lower_case_headers() -> None:
     view = request_from_environ({
         "REQUEST_METHOD": "post", "SCRIPT_NAME": "/api", "PATH_INFO": "/caf\xc3\xa9", "QUERY_STRING": "a=1",
         "HTTP_AUTHORIZATION": "Bearer x", "CONTENT_TYPE": "application/json", "wsgi.url_scheme": "https",
         "REMOTE_ADDR": "10.0.0.1", "SERVER_NAME": "api.test", "SERVER_PORT": "443",
     })
-    assert (view.method, view.path, view.scheme, view.query_string) == ("POST", "/api/café", "https", b"a=1")
+    assert (view.method, view.path, view.scheme, view.query_string) == ("POST", "/café", "https", b"a=1")
+    assert (view.root_path, view.full_path) == ("/api", "/api/café")
     assert (b"authorization", b"Bearer x") in view.headers
     assert all(name != b"content-type" for name, _ in view.headers)  # only headers the core reads
     assert view.client_ip == "10.0.0.1" and view.server == "api.test:443"
@@ -339,25 +340,27 @@ def test_status_line_carries_the_standard_reason_phrase(es256_key: Key, clock: F
     assert (int(seen[0][0][:3]), seen[0][1], b"".join(body)) == refusing.render(error)
 
 
-def test_rules_match_the_full_path_under_a_script_name(es256_key: Key, clock: FakeClock) -> None:
-    """Mounted at /api (SCRIPT_NAME), a Rule names the full path, as under ASGI with a root_path."""
-    auth = Authenticator(Config(
-        issuers=[Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(es256_key)))],
-        audience="api", rules=(Rule("/api/admin", scopes=("admin",)), Rule("/api/health", access="public")),
-        clock=clock,
-    ))
-    app = App()
-    middleware = WSGIJWTMiddleware(app, auth)
+def test_rules_match_the_path_below_the_script_name(es256_key: Key, clock: FakeClock) -> None:
+    """Mounted at /api (SCRIPT_NAME), a Rule names the app's own route, as under ASGI with a
+    root_path; Config(match_full_path=True) matches SCRIPT_NAME + PATH_INFO instead."""
     token = mint(es256_key, issuer=ISSUER, now=clock.now)
-    statuses: list[str] = []
+    for full, rules in ((False, (Rule("/admin", scopes=("admin",)), Rule("/health", access="public"))),
+                        (True, (Rule("/api/admin", scopes=("admin",)), Rule("/api/health", access="public")))):
+        auth = Authenticator(Config(
+            issuers=[Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(es256_key)))],
+            audience="api", rules=rules, match_full_path=full, clock=clock,
+        ))
+        app = App()
+        middleware = WSGIJWTMiddleware(app, auth)
+        statuses: list[str] = []
 
-    def call(path: str, **extra: str) -> None:
-        environ = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "/api", "PATH_INFO": path, **extra}
-        middleware(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        def call(path: str, **extra: str) -> None:
+            environ = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "/api", "PATH_INFO": path, **extra}
+            middleware(environ, lambda status, headers, exc_info=None: statuses.append(status))  # noqa: B023
 
-    call("/admin", HTTP_AUTHORIZATION=f"Bearer {token}")
-    call("/health")
-    assert statuses == ["403 Forbidden", "200 OK"] and app.calls == [None]
+        call("/admin", HTTP_AUTHORIZATION=f"Bearer {token}")
+        call("/health")
+        assert statuses == ["403 Forbidden", "200 OK"] and app.calls == [None]
 
 
 def test_hostile_environ_text_is_refused_or_passed_never_a_crash(es256_key: Key, clock: FakeClock) -> None:
