@@ -15,7 +15,7 @@ from .challenge import Answer, render_challenge
 from .config import Config
 from .core.effects import ConsumeNonce, Effect
 from .core.pipeline import Flow, Pending, Trace, authenticate, build_context, finish, prepare
-from .errors import ConfigError, Refusal, Unavailable
+from .errors import AuthError, ConfigError, Refusal, Unavailable
 from .identity import Identity
 from .keys.cache import KeyCache
 from .keys.loader import KeyLoader
@@ -32,6 +32,13 @@ class Resume(NamedTuple):
 
     flow: Flow
     trace: Trace
+
+
+def _mark_presented_scheme(trace: Trace, refusal: Refusal) -> None:
+    """A token sent with the DPoP scheme gets its error on the DPoP challenge (RFC 9449 §7.1),
+    whichever step refused it (an expired token, a wrong audience), not only the sender step."""
+    if trace.dpop and isinstance(refusal, AuthError) and refusal.scheme == "Bearer":
+        refusal.presented_scheme = "DPoP"
 
 
 def _check_store_clock(store: object, config: Config) -> None:
@@ -110,6 +117,7 @@ class Authenticator:
             now = self._clock()
             step = prepare(request, self._ctx, now, trace)
         except Refusal as refusal:
+            _mark_presented_scheme(trace, refusal)
             record_decision(trace, refusal)
             raise
         except Exception as exc:
@@ -137,6 +145,7 @@ class Authenticator:
         try:
             yield
         except Refusal as refusal:
+            _mark_presented_scheme(trace, refusal)
             record_decision(trace, refusal)
             raise
         except Exception as exc:

@@ -25,7 +25,7 @@ def _quote(value: str) -> str:
 
 def _challenge(scheme: str, realm: str, refusal: AuthError | None, algs: str | None) -> str:
     params: dict[str, str] = {"realm": realm}
-    if refusal is not None and refusal.scheme == scheme:
+    if refusal is not None and (refusal.presented_scheme or refusal.scheme) == scheme:
         if refusal.error:
             params["error"] = refusal.error
             params["error_description"] = refusal.description
@@ -59,10 +59,11 @@ def render_challenge(
     """
     headers: list[tuple[str, str]] = []
     if isinstance(refusal, AuthError):
+        own = refusal.presented_scheme or refusal.scheme
         if refusal.only_own_scheme:
-            offered: tuple[str, ...] = (refusal.scheme,)
+            offered: tuple[str, ...] = (own,)
         else:
-            offered = schemes if refusal.scheme in schemes else (refusal.scheme, *schemes)
+            offered = schemes if own in schemes else (own, *schemes)
         for scheme in offered:
             headers.append(("www-authenticate", _challenge(scheme, realm, refusal, dpop_algs)))
     if refusal.retry_after is not None:

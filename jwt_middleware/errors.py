@@ -86,6 +86,10 @@ class Refusal(JWTMiddlewareError):
     #: challenge with this refusal's scheme alone: the route accepts no other (a DPoP-only
     #: route offers no Bearer challenge); a class default, set per refusal where it applies
     only_own_scheme: bool = False
+    #: the scheme the client presented its token with, when it was not this class's own (a
+    #: DPoP token refused by a Bearer-agnostic check): the error goes on that challenge
+    #: (RFC 9449 §7.1); set per refusal by the Authenticator
+    presented_scheme: str | None = None
 
     def __init__(
         self,

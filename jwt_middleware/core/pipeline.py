@@ -47,6 +47,9 @@ class Trace:
     raw: bytes | None = None
     issuer: str | None = None
     identity: Identity | None = None
+    #: the token came with the DPoP scheme (RFC 9449 §7.1): a refusal's error then sits on the
+    #: DPoP challenge, whichever step raised it
+    dpop: bool = False
 
     def token_text(self) -> str | None:
         """The token, to fingerprint; never logged or shown as it is."""
@@ -194,8 +197,10 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
             raise DPoPRequired("missing_token")
         raise MissingToken("missing_token")
     trace.token = token.value
-    if token.scheme == "dpop" and ctx.sender is None:
-        raise InvalidRequest("dpop_not_enabled", "DPoP-bound tokens are not accepted here")
+    if token.scheme == "dpop":
+        if ctx.sender is None:
+            raise InvalidRequest("dpop_not_enabled", "DPoP-bound tokens are not accepted here")
+        trace.dpop = True
     effects_due = rule.one_time or token.scheme == "dpop" or rule.dpop == "required"
     if raw is None:
         identity = ctx.verified.get(token.raw or token.value, now, generation)

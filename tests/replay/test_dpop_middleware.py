@@ -544,3 +544,19 @@ def test_allowed_hosts_are_kept_lower_case_as_a_tuple() -> None:
     assert DPoPSettings(allowed_hosts=["API.test", "localhost:8000"]).allowed_hosts == (  # type: ignore[arg-type]
         "api.test", "localhost:8000"
     )
+
+
+@pytest.mark.parametrize("face", ["asgi", "wsgi"])
+async def test_dpop_token_refused_by_a_claim_check_gets_its_error_on_the_dpop_challenge(
+    face: str, es256_key: Key, client_key: ES256Client, clock: FakeClock
+) -> None:
+    """RFC 9449 §7.1: the client used the DPoP scheme, so whatever step refuses its token (here
+    the expiry check, long before the sender step), the error sits on the DPoP challenge and
+    the Bearer challenge, offered beside it, carries none."""
+    expired = mint(es256_key, {"cnf": {"jkt": client_key.thumbprint()}}, issuer=ISSUER, now=clock.now - 7200)
+    proof = client_key.proof("GET", f"{BASE}/me", expired, clock.now)
+    response, calls = await deliver(face, make_auth(es256_key, clock), BASE, dpop_headers(expired, proof))
+    assert response.status_code == 401
+    assert challenge(response, "DPoP").startswith('DPoP realm="api", error="invalid_token"')
+    assert challenge(response, "Bearer") == 'Bearer realm="api"'
+    assert calls == []
