@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from starlette.websockets import WebSocket
 from jwt_middleware import Authenticator, Config, Issuer, JWTMiddleware, Rule, StaticKeys
 from jwt_middleware.asgi import ORIGINAL_PATH_KEY
 from jwt_middleware.testing import FakeClock, mint, public_jwks
+from tests.support import raw_http
 
 from ._app import serve
 from .conftest import ISSUER
@@ -426,17 +426,10 @@ async def test_websocket_with_a_non_canonical_path_is_refused_or_rewritten(es256
 
 # --- a real uvicorn, the request line byte for byte ------------------------------------------------------
 def raw_request(port: int, line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """Send ``line`` unchanged (httpx would normalise it); the status and body of the answer."""
-    head = [line, f"Host: 127.0.0.1:{port}", "Connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-            if len(data) > 1 << 20:
-                break
-    status_line, _, rest = data.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+    """Send the request ``line`` unchanged (httpx would normalise it); the status and body."""
+    method, target, _ = line.split(" ", 2)
+    answer = raw_http.send(port, method, target, headers or {})
+    return answer.status, answer.body
 
 
 @pytest.mark.parametrize("mode", ["refuse", "rewrite"])

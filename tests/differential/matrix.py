@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from jwt_middleware import Rule
+from tests.support.raw_http import Answer
 
-from .raw_http import Answer
 from .tokens import Credential
 
 __all__ = [

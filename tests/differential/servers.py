@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from tests.support.raw_http import send
+
 from ..support.redis_server import free_port
 from .matrix import MODES, PREFIX
-from .raw_http import send
 
 __all__ = ["SERVERS", "Running", "ServerSpec", "serve_all"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.raw_http import Answer
+
 from .matrix import APP_HEADER, MODES, VARIANTS, Mode, Run, Variant, disagreements
-from .raw_http import Answer
 from .tokens import Credential
 
 pytestmark = pytest.mark.differential

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.raw_http import Answer, send, websocket_headers
+
 from .apps import MODE_HEADER, PROBE_HEADER
 from .matrix import MODES, PREFIX_VARIANTS, VARIANTS, Mode, Run, Variant, disagreements
-from .raw_http import Answer, send, websocket_headers
 from .servers import SERVERS, Running, ServerSpec
 from .tokens import Credential
 

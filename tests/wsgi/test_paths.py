@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from joserfc.jwk import Key
 from jwt_middleware import Authenticator, Config, Issuer, Rule, StaticKeys, WSGIJWTMiddleware
 from jwt_middleware.testing import FakeClock, mint, public_jwks
 from jwt_middleware.wsgi import IDENTITY_KEY, ORIGINAL_PATH_KEY
+from tests.support import raw_http
 
 ISSUER = "https://issuer.test"
 RULES = (
@@ -296,16 +296,10 @@ def werkzeug_server(app: Any) -> Iterator[int]:
 
 
 def raw_request(port: int, line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    head = [line, f"Host: 127.0.0.1:{port}", "Connection: close", *(f"{k}: {v}" for k, v in (headers or {}).items())]
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-            if len(data) > 1 << 20:
-                break
-    status_line, _, rest = data.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+    """Send the request ``line`` unchanged (httpx would normalise it); the status and body."""
+    method, target, _ = line.split(" ", 2)
+    answer = raw_http.send(port, method, target, headers or {})
+    return answer.status, answer.body
 
 
 @pytest.mark.parametrize("mode", ["refuse", "rewrite"])
