@@ -62,6 +62,11 @@ class Authenticator:
     """
 
     def __init__(self, config: Config, *, nonce_store: NonceStore | AsyncNonceStore | None = None) -> None:
+        if not isinstance(config, Config):
+            raise ConfigError(
+                f"config: {type(config).__name__} given; build it with Config(...) "
+                "(a dict of options: Config(**options))"
+            )
         self.config = config
         issuers = {i.issuer: i for i in config.issuers}
         self.keys = KeyCache(issuers, config.keys)

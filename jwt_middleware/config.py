@@ -6,7 +6,9 @@ import math
 import re
 import ssl
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
@@ -39,15 +41,42 @@ DPOP_ALGORITHMS: Final = ("ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
-def _tuple(obj: object, name: str) -> None:
-    """Let users pass lists; store tuples so the frozen value is really immutable."""
+def _tuple(obj: object, name: str, kind: type | tuple[type, ...], example: str) -> None:
+    """Store any iterable of ``kind`` as a tuple, so the frozen value is really immutable.
+
+    A lone string stands for a one-item list where ``kind`` is ``str`` (``audience="api"``).
+
+    :raises ConfigError: a lone value where a list belongs, or an item of another type, naming
+        the option and the fix (a raw TypeError or a value that silently matches nothing otherwise)
+    """
     value = getattr(obj, name)
-    if isinstance(value, str):
+    if value is None:
+        return
+    option = f"{type(obj).__name__}.{name}"
+    if isinstance(value, str) and kind is str:
         value = (value,)
-    if value is not None and not isinstance(value, tuple):
-        object.__setattr__(obj, name, tuple(value))
-    elif isinstance(value, tuple) and getattr(obj, name) is not value:
-        object.__setattr__(obj, name, value)
+    elif isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ConfigError(
+            f"{option}: a lone {type(value).__name__} given; put it in a list, e.g. {name}={example}"
+        )
+    items = tuple(value)
+    bad = [item for item in items if not isinstance(item, kind)]
+    if bad:
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise ConfigError(
+            f"{option}: {bad[0]!r} is a {type(bad[0]).__name__}, each item must be a {names}; "
+            f"write e.g. {name}={example}"
+        )
+    object.__setattr__(obj, name, items)
+
+
+def _check_instance(obj: object, name: str, kind: type | UnionType, example: str) -> None:
+    """An option that takes one settings object: refuse a dict or anything else in its place."""
+    value = getattr(obj, name)
+    if not isinstance(value, kind):
+        raise ConfigError(
+            f"{type(obj).__name__}.{name}: {type(value).__name__} given; write {name}={example}"
+        )
 
 
 def _finite(obj: object, *names: str) -> None:
@@ -96,8 +125,8 @@ class Rule:
 
     path: str
     access: Access = "required"
-    methods: tuple[str, ...] | None = None
-    scopes: tuple[str, ...] = ()
+    methods: Sequence[str] | None = None
+    scopes: Sequence[str] = ()
     #: seconds ``iat`` may lie from now, independent of ``exp`` (a token minted for this request)
     iat_window: float | None = None
     #: each token is good for one request: ``jti`` required and consumed atomically
@@ -106,8 +135,8 @@ class Rule:
     dpop: DPoPMode = "allowed"
 
     def __post_init__(self) -> None:
-        _tuple(self, "methods")
-        _tuple(self, "scopes")
+        _tuple(self, "methods", str, "('GET', 'POST')")
+        _tuple(self, "scopes", str, "('read', 'write')")
         pattern_segments(self.path)
         if self.access not in ("public", "optional", "required"):
             raise ConfigError("Rule.access: use 'public', 'optional' or 'required'")
@@ -132,7 +161,7 @@ class Rule:
 _METHOD: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _methods(methods: tuple[str, ...]) -> tuple[str, ...]:
+def _methods(methods: Sequence[str]) -> tuple[str, ...]:
     """Upper-case methods, HEAD added next to GET (RFC 9110 §9.3.2: HEAD is GET without a body)."""
     if not methods:
         raise ConfigError(
@@ -237,15 +266,15 @@ class Issuer:
     """
 
     issuer: str
-    algorithms: tuple[str, ...]
+    algorithms: Sequence[str]
     #: default: OIDC discovery at ``<issuer>/.well-known/openid-configuration``
     keys: KeySource | None = None
     #: overrides Config.audience for this issuer
-    audiences: tuple[str, ...] | None = None
+    audiences: Sequence[str] | None = None
     #: accepted ``typ`` header values, e.g. ("at+jwt",) (RFC 9068 §2.1); None: no typ is required,
     #: but types that are never access tokens are still refused
-    typ: tuple[str, ...] | None = None
-    required_claims: tuple[str, ...] = ()
+    typ: Sequence[str] | None = None
+    required_claims: Sequence[str] = ()
     #: refuse tokens without ``kid`` even when one key could verify them
     require_kid: bool = False
     #: accept tokens whose header carries ``jku``, ``jwk``, ``x5u`` or ``x5c`` (still never read:
@@ -253,13 +282,17 @@ class Issuer:
     allow_key_headers: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("algorithms", "audiences", "typ", "required_claims"):
-            _tuple(self, name)
+        _tuple(self, "algorithms", str, "['ES256']")
+        _tuple(self, "audiences", str, "['api']")
+        _tuple(self, "typ", str, "['at+jwt']")
+        _tuple(self, "required_claims", str, "['sub', 'scope']")
         if not isinstance(self.issuer, str) or not self.issuer.strip():
             raise ConfigError("Issuer.issuer: give the exact 'iss' value your tokens carry")
         if any(not isinstance(a, str) or not a for a in self.audiences or ()):
             raise ConfigError("Issuer.audiences: each must be a non-empty string (this API's identifier)")
         self._check_algorithms()
+        if self.keys is not None and not isinstance(self.keys, KeySource):
+            raise ConfigError(_wrong_key_source(self.keys))
         if self.keys is None:
             if any(a in HMAC_ALGORITHMS for a in self.algorithms):
                 raise ConfigError("Issuer.keys: HS algorithms need keys=SharedSecret(...)")
@@ -300,6 +333,21 @@ class Issuer:
     @property
     def static(self) -> bool:
         return isinstance(self.keys, StaticKeys | SharedSecret)
+
+
+def _wrong_key_source(keys: object) -> str:
+    """Name the descriptor a bare value was meant to be: a URL string would otherwise be read
+    as nothing at all, and every token would fail with ``unknown_kid``."""
+    text = keys if isinstance(keys, str) else None
+    if text is not None and text.startswith(("https://", "http://")):
+        fix = f"keys=JWKSUrl({text!r}) for a JWKS document, or OIDCDiscovery({text!r}) for a discovery URL"
+    elif text is not None and not text.lstrip().startswith(("{", "-----BEGIN")):
+        fix = f"keys=JWKSFile({text!r}) for a JWKS file on disk"
+    elif isinstance(keys, str | bytes | Mapping):
+        fix = "keys=StaticKeys(...) for a JWKS, a JWK or a PEM public key given in code"
+    else:
+        fix = "keys=JWKSUrl(...), OIDCDiscovery(), JWKSFile(...), StaticKeys(...) or SharedSecret(...)"
+    return f"Issuer.keys: a bare {type(keys).__name__} is not a key source; write {fix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,25 +405,31 @@ class DPoPSettings:
         malformed entry, or any of the checks below
     """
 
-    algorithms: tuple[str, ...] = DPOP_ALGORITHMS
+    algorithms: Sequence[str] = DPOP_ALGORITHMS
     iat_window: float = 60.0  # seconds a proof's iat may lie from now
     leeway: float = 5.0  # seconds
     max_proof_bytes: int = 4096
     nonce_secret: bytes | None = None
     nonce_step: float = 300.0  # seconds one nonce stays current (and one more step valid)
     external_base_url: str | None = None
-    allowed_hosts: tuple[str, ...] = ()
+    allowed_hosts: Sequence[str] = ()
 
     def __repr__(self) -> str:
         return f"DPoPSettings(algorithms={self.algorithms!r}, nonces={self.nonce_secret is not None})"
 
     def __post_init__(self) -> None:
         _finite(self, "iat_window", "leeway", "nonce_step")
-        _tuple(self, "algorithms")
+        _tuple(self, "algorithms", str, "['ES256']")
+        _tuple(self, "allowed_hosts", str, "['api.example.com']")
         bad = [a for a in self.algorithms if a in HMAC_ALGORITHMS or a.lower() == "none"]
         if bad or not self.algorithms or not set(self.algorithms) <= ASYMMETRIC_ALGORITHMS:
             raise ConfigError(
                 "DPoPSettings.algorithms: proofs use asymmetric algorithms only, e.g. ('ES256',)"
+            )
+        if self.nonce_secret is not None and not isinstance(self.nonce_secret, bytes):
+            raise ConfigError(
+                f"DPoPSettings.nonce_secret: give bytes, not {type(self.nonce_secret).__name__}: "
+                "secrets.token_bytes(32), or bytes.fromhex(...) of a hex secret from your vault"
             )
         if self.nonce_secret is not None and len(self.nonce_secret) < 32:
             raise ConfigError(
@@ -383,7 +437,6 @@ class DPoPSettings:
             )
         if self.iat_window <= 0 or self.nonce_step <= 0:
             raise ConfigError("DPoPSettings: iat_window and nonce_step must be positive seconds")
-        _tuple(self, "allowed_hosts")
         self._check_origin()
 
     def _check_origin(self) -> None:
@@ -445,12 +498,12 @@ class Config:
     :param sources: where tokens are looked for, in order (header, then cookie, by default header only)
     """
 
-    issuers: tuple[Issuer, ...]
-    audience: tuple[str, ...] | str | None = None
-    sources: tuple[TokenSource, ...] = (HeaderSource(),)
+    issuers: Sequence[Issuer]
+    audience: Sequence[str] | str | None = None
+    sources: Sequence[TokenSource] = (HeaderSource(),)
     #: RFC 6750 §2.3 query tokens leak into logs and Referer; off unless you must
     allow_query_token: bool = False
-    rules: tuple[Rule, ...] = ()
+    rules: Sequence[Rule] = ()
     #: access for a route no rule matches
     default_access: Access = "required"
     #: a path that is not canonical (``//``, ``.``, ``..``): "refuse" answers 400 invalid_request;
@@ -483,12 +536,12 @@ class Config:
     clock: Clock = time.time
 
     def __post_init__(self) -> None:
-        for name in ("issuers", "sources", "rules"):
-            _tuple(self, name)
-        if isinstance(self.audience, str):
-            object.__setattr__(self, "audience", (self.audience,))
-        elif self.audience is not None:
-            object.__setattr__(self, "audience", tuple(self.audience))
+        _tuple(self, "issuers", Issuer, "[Issuer('https://idp.example', algorithms=['ES256'])]")
+        _tuple(self, "sources", (HeaderSource, CookieSource), "[HeaderSource(), CookieSource()]")
+        _tuple(self, "rules", Rule, "[Rule('/health', access='public')]")
+        _tuple(self, "audience", str, "'api' (this API's identifier) or ['api', 'api2']")
+        _check_instance(self, "keys", KeyPolicy, "KeyPolicy(...)")
+        _check_instance(self, "dpop", DPoPSettings | None, "DPoPSettings(...) or None")
         self._check()
 
     def _check(self) -> None:

@@ -89,14 +89,14 @@ def build_context(config: Config, keys: KeyCache) -> Context:
             require_iat=config.require_iat,
             max_age=config.max_age,
             max_lifetime=config.max_lifetime,
-            required=issuer.required_claims,
+            required=tuple(issuer.required_claims),
         )
         for name, issuer in issuers.items()
     }
     return Context(
-        matcher=Matcher(config.rules, config.default_access, preflight=config.preflight,
+        matcher=Matcher(tuple(config.rules), config.default_access, preflight=config.preflight,
                         match_full_path=config.match_full_path),
-        extractor=Extractor(config.sources, allow_query=config.allow_query_token),
+        extractor=Extractor(tuple(config.sources), allow_query=config.allow_query_token),
         issuers=issuers,
         policies=policies,
         keys=keys,
@@ -116,7 +116,7 @@ def _sender_policy(config: Config) -> SenderPolicy | None:
         return None
     return SenderPolicy(
         proof=DPoPPolicy(
-            algorithms=settings.algorithms,
+            algorithms=tuple(settings.algorithms),
             iat_window=settings.iat_window,
             leeway=settings.leeway,
             max_proof_bytes=settings.max_proof_bytes,

@@ -127,7 +127,7 @@ class KeyLoader:
 
         :raises ConfigError: naming each key that never could, and why
         """
-        pinned, skipped = read_keys(jwks, issuer.algorithms, self._policy.max_keys)
+        pinned, skipped = read_keys(jwks, tuple(issuer.algorithms), self._policy.max_keys)
         if copied:
             self._warn_skipped(issuer.issuer, tuple(s for s in skipped if s.other_purpose))
             skipped = [s for s in skipped if not s.other_purpose]
@@ -229,7 +229,7 @@ class KeyLoader:
     # --- shared ----------------------------------------------------------------------------
     def _install(self, issuer: str, fetched: Fetched) -> None:
         config = self._issuers[issuer]
-        pinned, skipped = read_keys(fetched.document, config.algorithms, self._policy.max_keys)
+        pinned, skipped = read_keys(fetched.document, tuple(config.algorithms), self._policy.max_keys)
         self._warn_skipped(issuer, tuple(skipped))
         if not pinned:
             self._failed(issuer, FetchError("no usable signature key in the set"))

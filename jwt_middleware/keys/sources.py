@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,12 +36,28 @@ class StaticKeys:
 
     keys: Mapping[str, Any] | str | bytes
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.keys, Mapping | str | bytes):
+            raise ConfigError(
+                f"StaticKeys.keys: {type(self.keys).__name__} given; pass a JWKS or JWK (a dict or its "
+                "JSON text) or a PEM public key"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class JWKSFile:
     """A JWKS document on disk, re-read like a remote set (so a rotated file is picked up)."""
 
+    #: a str (a pathlib.Path is accepted and stored as its str)
     path: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str | os.PathLike) or not os.fspath(self.path):
+            raise ConfigError(
+                f"JWKSFile.path: {self.path!r} is not a file path; write e.g. JWKSFile('/etc/jwks.json')"
+            )
+        # a missing file is refused when the Authenticator is built (it is read then)
+        object.__setattr__(self, "path", os.fspath(self.path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +98,11 @@ class SharedSecret:
         return self.secret.encode() if isinstance(self.secret, str) else self.secret
 
     def __post_init__(self) -> None:
+        if not isinstance(self.secret, bytes | str):
+            raise ConfigError(
+                f"SharedSecret.secret: {type(self.secret).__name__} given; use bytes "
+                "(e.g. secrets.token_bytes(32)) or text"
+            )
         raw = self.as_bytes()
         if len(raw) < MIN_SECRET_BYTES:
             raise ConfigError(
@@ -136,6 +158,8 @@ def is_loopback_host(host: str | None) -> bool:
 
 def check_fetch_url(url: str, option: str) -> None:
     """Refuse anything but https, or http on loopback (RFC 8725 §3.12 asks for TLS to the issuer)."""
+    if not isinstance(url, str):
+        raise ConfigError(f"{option}: {url!r} is not a URL; write e.g. 'https://idp.example/jwks'")
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
