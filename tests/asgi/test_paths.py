@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket
 from jwt_middleware import Authenticator, Config, Issuer, JWTMiddleware, Rule, StaticKeys
 from jwt_middleware.asgi import ORIGINAL_PATH_KEY
 from jwt_middleware.testing import FakeClock, mint, public_jwks
-from tests.support import raw_http
+from tests.support.raw_http import raw_request
 
 from ._app import serve
 from .conftest import ISSUER
@@ -425,13 +425,6 @@ async def test_websocket_with_a_non_canonical_path_is_refused_or_rewritten(es256
 
 
 # --- a real uvicorn, the request line byte for byte ------------------------------------------------------
-def raw_request(port: int, line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """Send the request ``line`` unchanged (httpx would normalise it); the status and body."""
-    method, target, _ = line.split(" ", 2)
-    answer = raw_http.send(port, method, target, headers or {})
-    return answer.status, answer.body
-
-
 @pytest.mark.parametrize("mode", ["refuse", "rewrite"])
 def test_uvicorn_requests_reach_only_what_the_rule_judged(
     es256_key: Key, clock: FakeClock, tokens: dict[str, Any], mode: str

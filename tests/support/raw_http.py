@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-__all__ = ["Answer", "send", "websocket_headers"]
+__all__ = ["Answer", "raw_request", "send", "websocket_headers"]
 
 _TIMEOUT = 5.0  # seconds for connect and for each read
 _MAX_BYTES = 1 << 20
@@ -54,6 +54,13 @@ def send(port: int, method: str, target: str, headers: dict[str, str]) -> Answer
     with socket.create_connection(("127.0.0.1", port), timeout=_TIMEOUT) as sock:
         sock.sendall(raw)
         return _read(sock, head_only=method.upper() == "HEAD")
+
+
+def raw_request(port: int, line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """Send the request ``line`` (``"GET //x HTTP/1.1"``) unchanged; the status and body."""
+    method, target, _ = line.split(" ", 2)
+    answer = send(port, method, target, headers or {})
+    return answer.status, answer.body
 
 
 def _read(sock: socket.socket, *, head_only: bool) -> Answer:

@@ -19,7 +19,7 @@ from joserfc.jwk import Key
 from jwt_middleware import Authenticator, Config, Issuer, Rule, StaticKeys, WSGIJWTMiddleware
 from jwt_middleware.testing import FakeClock, mint, public_jwks
 from jwt_middleware.wsgi import IDENTITY_KEY, ORIGINAL_PATH_KEY
-from tests.support import raw_http
+from tests.support.raw_http import raw_request
 
 ISSUER = "https://issuer.test"
 RULES = (
@@ -293,13 +293,6 @@ def werkzeug_server(app: Any) -> Iterator[int]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
-
-
-def raw_request(port: int, line: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """Send the request ``line`` unchanged (httpx would normalise it); the status and body."""
-    method, target, _ = line.split(" ", 2)
-    answer = raw_http.send(port, method, target, headers or {})
-    return answer.status, answer.body
 
 
 @pytest.mark.parametrize("mode", ["refuse", "rewrite"])
