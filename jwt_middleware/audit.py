@@ -20,6 +20,9 @@ _memo = getattr(logger, "_cache", None)
 #: Why: on a cached token the method call was 1.5k of the ~18k instructions the middleware
 #: adds to a request. An interpreter without the attribute gets an empty memo: full checks.
 _LEVEL_MEMO: Final[dict[int, bool]] = _memo if isinstance(_memo, dict) else {}
+#: refusals of a request that carried no token (``MissingToken``, and ``DPoPRequired`` on a
+#: DPoP-only route): the ordinary first step of a challenge, logged at INFO like an allow
+_ROUTINE_REASONS: Final = frozenset({"missing_token"})
 
 
 def fingerprint(token: str) -> str:
@@ -28,11 +31,15 @@ def fingerprint(token: str) -> str:
 
 
 def record_decision(trace: Trace, refusal: Refusal | None) -> None:
-    """Log ``jwt_middleware.audit`` at INFO (allow) or WARNING (deny) with an ``audit`` dict.
+    """Log ``jwt_middleware.audit`` with an ``audit`` dict: INFO for an allow and for a request
+    that carried no token, WARNING for every other refusal.
 
-    Costs one dict lookup when the logger is off.
+    Why a missing token is not a warning: browsers, health checks and clients probing for the
+    challenge send none, on every first request; at WARNING they drowned the refusals that
+    mean something (a forged, expired or replayed token). Costs one dict lookup when the
+    logger is off.
     """
-    level = logging.INFO if refusal is None else logging.WARNING
+    level = logging.INFO if refusal is None or refusal.reason in _ROUTINE_REASONS else logging.WARNING
     if not _LEVEL_MEMO.get(level, True) or not logger.isEnabledFor(level):
         return
     identity = trace.identity

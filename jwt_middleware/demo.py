@@ -1,14 +1,18 @@
 """The demo: a small Starlette app behind JWTMiddleware, with keys generated in memory.
 
 ``create_demo_app()`` builds it (tests use it without a server); ``run_demo()`` serves it with
-uvicorn (the ``server`` extra) and prints tokens and ready-to-run ``curl`` commands.
+uvicorn (the ``server`` extra), prints tokens and ready-to-run commands, and shows the
+library's log lines (``jwt_middleware.audit``: one per decision) on stderr beside uvicorn's.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import shlex
 import socket
 import sys
+import sysconfig
 from typing import Any, Final
 
 from joserfc.jwk import Key
@@ -25,12 +29,20 @@ from .identity import Identity
 from .keys.sources import StaticKeys, is_loopback_host
 from .testing import make_key, mint, public_jwks
 
-__all__ = ["DEMO_AUDIENCE", "DEMO_TOKEN_LIFETIME", "create_demo_app", "mint_demo_token", "run_demo"]
+__all__ = [
+    "DEMO_AUDIENCE",
+    "DEMO_TOKEN_LIFETIME",
+    "cli_command",
+    "create_demo_app",
+    "mint_demo_token",
+    "run_demo",
+]
 
 DEMO_AUDIENCE: Final = "demo-api"
 DEMO_TOKEN_LIFETIME: Final = 3600  # seconds
 DEFAULT_ISSUER: Final = "http://127.0.0.1:8000"
 JWKS_PATH: Final = "/.well-known/jwks.json"
+CLI_SCRIPT: Final = "jwt-middleware"
 SERVER_MISSING: Final = (
     "the demo needs uvicorn: pip install 'asgi-wsgi-jwt-guard[server]' "
     "(from a checkout: pip install '.[server]')"
@@ -149,6 +161,7 @@ def run_demo(host: str | None = None, port: int = 8000) -> int:
                 _print_banner(base, actual_port, key, issuer)
 
     config = uvicorn.Config(app, log_level="info", access_log=True)
+    _show_library_logs()
     with sock:
         Server(config).run(sockets=[sock])
     return 0
@@ -177,6 +190,39 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _show_library_logs() -> None:
+    """Send ``jwt_middleware``'s INFO lines (the audit events) to stderr, formatted as uvicorn's.
+
+    Why here and not at import: a library must leave logging to the application; the demo
+    *is* the application, and watching its decisions is the point of running it.
+    """
+    from uvicorn.logging import DefaultFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(name)s: %(message)s"))
+    library = logging.getLogger("jwt_middleware")
+    library.addHandler(handler)
+    library.setLevel(logging.INFO)
+    library.propagate = False  # one line per event, whatever the root logger has
+
+
+def cli_command(scripts_dir: str | None = None) -> str:
+    """The ``jwt-middleware`` command as a shell can run it with no virtualenv activated.
+
+    The absolute path of this environment's script when it is installed there (``scripts_dir``,
+    default: this interpreter's scripts directory), else this interpreter running the CLI
+    module. Why not the bare name: it is on ``PATH`` only while the venv is activated.
+    """
+    directory = scripts_dir if scripts_dir is not None else sysconfig.get_path("scripts")
+    for name in (CLI_SCRIPT, CLI_SCRIPT + ".exe"):
+        script = os.path.join(directory, name)
+        if os.path.isfile(script) and os.access(script, os.X_OK):
+            return shlex.quote(os.path.abspath(script))
+    if not sys.executable:  # an embedded interpreter: the bare name is the best left
+        return CLI_SCRIPT
+    return shlex.join([os.path.abspath(sys.executable), "-m", "jwt_middleware.cli"])
+
+
 def _print_banner(base: str, port: int, key: Key, issuer: str) -> None:
     read = mint_demo_token(key, issuer, "read")
     admin = mint_demo_token(key, issuer, "read admin")
@@ -199,9 +245,10 @@ def _print_banner(base: str, port: int, key: Key, issuer: str) -> None:
         f"  curl -i -H {_bearer(read)} {base}/admin      # 403 insufficient_scope",
         f"  curl -H {_bearer(admin)} {base}/admin",
         f"  curl -i {base}/me                             # 401, no token",
-        f"  jwt-middleware verify --jwks {base}{JWKS_PATH} --issuer {shlex.quote(issuer)} "
+        f"  {cli_command()} verify --jwks {base}{JWKS_PATH} --issuer {shlex.quote(issuer)} "
         f"--audience {DEMO_AUDIENCE} --algorithm ES256 --typ at+jwt {read}",
         "",
+        "Each request's decision is logged on stderr (jwt_middleware.audit).",
         "Press Ctrl+C to stop.",
     ]
     print("\n".join(lines), flush=True)

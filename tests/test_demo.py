@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,12 +13,13 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
 from jwt_middleware.cli import main
-from jwt_middleware.demo import DEMO_AUDIENCE, create_demo_app, mint_demo_token
+from jwt_middleware.demo import DEMO_AUDIENCE, cli_command, create_demo_app, mint_demo_token
 from jwt_middleware.testing import make_key, mint
 
 from .support.redis_server import free_port
@@ -122,7 +125,8 @@ class Banner:
 
 
 class DemoProcess:
-    """`python -m jwt_middleware.cli demo` with its stdout read by a thread (so waits are bounded)."""
+    """`python -m jwt_middleware.cli demo` with stdout and stderr read by threads (so waits are
+    bounded, and a chatty log never fills the pipe and stalls the server)."""
 
     def __init__(self, *argv: str) -> None:
         self.process = subprocess.Popen(
@@ -131,13 +135,21 @@ class DemoProcess:
             stderr=subprocess.PIPE,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[bytes] = []
         threading.Thread(target=self._pump, daemon=True).start()
+        self._stderr_pump = threading.Thread(target=self._pump_stderr, daemon=True)
+        self._stderr_pump.start()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
         for raw in self.process.stdout:
             self.lines.put(raw.decode("utf-8", "replace"))
         self.lines.put(None)
+
+    def _pump_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self._stderr.append(raw)
 
     def banner(self) -> Banner:
         seen: list[str] = []
@@ -162,8 +174,9 @@ class DemoProcess:
             return self.process.wait(timeout=5)
 
     def stderr(self) -> str:
-        assert self.process.stderr is not None
-        return self.process.stderr.read().decode("utf-8", "replace")
+        """Everything the process wrote to stderr; call once it has exited."""
+        self._stderr_pump.join(timeout=15)
+        return b"".join(self._stderr).decode("utf-8", "replace")
 
 
 def _parse_banner(text: str) -> Banner:
@@ -207,19 +220,96 @@ def test_demo_server_end_to_end(server: tuple[DemoProcess, Banner, int]) -> None
         assert client.get("/me", headers=bearer(banner.read + "x")).status_code == 401
 
 
-def test_cli_verifies_demo_tokens_against_the_demo_jwks(server: tuple[DemoProcess, Banner, int]) -> None:
+def shell_env_without_the_venv() -> dict[str, str]:
+    """The environment of a fresh shell: this venv neither activated nor on PATH, no proxies."""
+    venv_bin = os.path.dirname(os.path.abspath(sys.executable))
+    dirs = [d for d in os.environ.get("PATH", os.defpath).split(os.pathsep)
+            if d and os.path.abspath(d) != venv_bin and shutil.which("jwt-middleware", path=d) is None]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.lower().endswith("_proxy")}
+    env["PATH"] = os.pathsep.join(dirs) or "/usr/bin:/bin"
+    assert shutil.which("jwt-middleware", path=env["PATH"]) is None  # the bare name would not run
+    return env
+
+
+def run_in_shell(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["/bin/sh", "-c", command], env=shell_env_without_the_venv(), capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def printed_commands(banner: Banner) -> list[str]:
+    """The lines under "Try:", as a user would paste them (comments included)."""
+    block = banner.text.split("\nTry:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines()]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the printed commands use curl")
+def test_printed_commands_run_in_a_shell_without_the_venv(server: tuple[DemoProcess, Banner, int]) -> None:
     _, banner, _ = server
-    command = re.search(r"^  jwt-middleware (verify .*)$", banner.text, re.MULTILINE)
-    assert command is not None
-    argv = command.group(1).split()  # the printed command, run as printed (no shell quoting needed)
-    done = subprocess.run(
-        [sys.executable, "-m", "jwt_middleware.cli", *argv, banner.admin],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    commands = printed_commands(banner)
+    assert len(commands) == 6
+    outputs = []
+    for command in commands:
+        done = run_in_shell(command)
+        assert done.returncode == 0, (command, done.stderr)
+        outputs.append(done.stdout)
+    home, me, not_admin, admin, anonymous, verified = outputs
+    assert home.startswith("jwt_middleware demo: this API is protected by JWTMiddleware.")
+    assert '"subject":"demo-user"' in me and '"scopes":["read"]' in me
+    assert not_admin.startswith("HTTP/1.1 403") and 'error="insufficient_scope"' in not_admin
+    assert "welcome to the admin area" in admin
+    assert anonymous.startswith("HTTP/1.1 401") and 'www-authenticate: Bearer realm="api"' in anonymous
+    assert commands[-1].startswith(f"{cli_command()} verify ") and os.path.isabs(commands[-1].split()[0])
+    assert [line.count('"valid": true') for line in verified.splitlines()] == [1]
+
+
+def test_cli_command_falls_back_to_this_interpreter_when_no_script_is_installed(tmp_path: Path) -> None:
+    """A ``pip install --user`` or an unusual layout: no script beside the interpreter."""
+    command = cli_command(scripts_dir=str(tmp_path))
+    assert command == f"{sys.executable} -m jwt_middleware.cli"
+    done = run_in_shell(f"{command} keys generate --alg ES256")
     assert done.returncode == 0, done.stderr
-    assert [line.count('"valid": true') for line in done.stdout.decode().splitlines()] == [1, 1]
+    assert '"kty": "EC"' in done.stdout or '"kty":"EC"' in done.stdout
+
+
+def test_cli_command_is_the_installed_script_by_absolute_path(tmp_path: Path) -> None:
+    script = tmp_path / "jwt-middleware"
+    script.write_text("#!/bin/sh\necho installed\n")
+    script.chmod(0o755)
+    assert cli_command(scripts_dir=str(tmp_path)) == str(script)
+    assert run_in_shell(cli_command(scripts_dir=str(tmp_path))).stdout == "installed\n"
+
+
+def test_demo_shows_its_audit_lines_on_stderr(server: tuple[DemoProcess, Banner, int]) -> None:
+    demo, banner, _ = server
+    with httpx.Client(base_url=banner.url, timeout=HTTP_TIMEOUT, trust_env=False) as client:
+        assert client.get("/me", headers=bearer(banner.read)).status_code == 200
+        assert client.get("/me").status_code == 401
+        assert client.get("/admin", headers=bearer(banner.read)).status_code == 403
+    assert demo.stop(signal.SIGINT) == 130
+    stderr = demo.stderr()
+    audit = [line for line in stderr.splitlines() if " jwt_middleware.audit: " in line]
+    assert [re.sub(r"fp=\w+", "fp=…", line) for line in audit] == [
+        "INFO:     jwt_middleware.audit: jwt allow reason=ok fp=…",
+        "INFO:     jwt_middleware.audit: jwt deny reason=missing_token fp=…",
+        "WARNING:  jwt_middleware.audit: jwt deny reason=insufficient_scope fp=…",
+    ]
+    assert banner.read not in stderr and banner.admin not in stderr
+    assert "INFO:     Application startup complete." in stderr  # uvicorn's own lines are still there
+
+
+def test_importing_the_demo_configures_no_logging() -> None:
+    """Only run_demo() turns the library's lines on; importing the module leaves logging alone."""
+    script = (
+        "import logging, jwt_middleware\n"
+        "lg = logging.getLogger('jwt_middleware')\n"
+        "state = lambda: (list(lg.handlers), lg.level, lg.propagate, logging.getLogger().handlers[:])\n"
+        "before = state()\n"
+        "import jwt_middleware.demo\n"
+        "print(state() == before, lg.level)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "True 0", done.stderr
 
 
 @pytest.mark.parametrize(

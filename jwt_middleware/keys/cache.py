@@ -297,3 +297,7 @@ class KeyCache:
 
     def is_static(self, issuer: str) -> bool:
         return self._state[issuer].static
+
+    def key_count(self, issuer: str) -> int:
+        """How many keys the issuer's current set holds (0 before its first good fetch)."""
+        return len(self._state[issuer].keys)

@@ -1,7 +1,10 @@
 """Fetch JWKS and OIDC discovery documents: timeout, body cap, same-host redirects, Cache-Control.
 
 The only module that imports an HTTP client. ``afetch_document`` does the work over the pure
-helpers; ``fetch_document`` is its sync twin and runs it on a private event loop.
+helpers; ``fetch_document`` is its sync twin and runs it on a private event loop. Every
+:class:`FetchError` names the URL asked for and the cause (``ConnectError: [Errno -2] Name or
+service not known``, ``HTTP 503 Service Unavailable``), so the log line an operator reads says
+what to fix; never a response body or key material.
 
 Why not httpx's sync client for the twin: httpx timeouts are per read, so an issuer that drips
 its response head one byte at a time never trips them (a 0.5 s ``fetch_timeout`` took 25 s).
@@ -19,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -27,15 +30,34 @@ from ..config import KeyPolicy
 from ..errors import ConfigError
 from .sources import check_fetch_url
 
-__all__ = ["FetchError", "Fetched", "afetch_document", "fetch_document", "parse_discovery"]
+__all__ = [
+    "FetchError",
+    "Fetched",
+    "afetch_document",
+    "describe_exception",
+    "fetch_document",
+    "loggable_url",
+    "parse_discovery",
+]
 
 _MAX_REDIRECTS: Final = 3
 _MAX_AGE: Final = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE: Final = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$)", re.IGNORECASE)
+#: longest cause text kept from a library's exception message (a log line, not a dump)
+_MAX_CAUSE_CHARS: Final = 200
 
 
 class FetchError(Exception):
-    """A document could not be had: network, status, size, time or content. Never fatal alone."""
+    """A document could not be had: network, status, size, time or content. Never fatal alone.
+
+    :param cause: what went wrong, safe to log (no body, no key material)
+    :param url: the URL that was asked for (userinfo removed), when known
+    """
+
+    def __init__(self, cause: str, url: str | None = None) -> None:
+        self.cause = cause
+        self.url = loggable_url(url) if url is not None else None
+        super().__init__(f"{self.url}: {cause}" if self.url else cause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +65,26 @@ class Fetched:
     document: dict[str, Any]
     #: seconds from Cache-Control (0 for no-store/no-cache), None when absent
     max_age: float | None
+    #: where the document came from (the URL asked for, or a file path), for messages
+    url: str | None = None
+
+
+def loggable_url(url: str) -> str:
+    """``url`` without a password in its userinfo: it goes into logs and exception messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` on one line, capped: the cause an operator needs, e.g.
+    ``ConnectError: [Errno -2] Name or service not known``. The type alone when it says nothing."""
+    text = " ".join(str(exc).split())
+    if len(text) > _MAX_CAUSE_CHARS:
+        text = text[: _MAX_CAUSE_CHARS - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _client_options(policy: KeyPolicy) -> dict[str, Any]:
@@ -77,38 +119,49 @@ def _redirect_target(url: str, response: httpx.Response) -> str:
     """Follow a redirect only to the same scheme, host and port (no open redirect to attacker keys)."""
     location: str | None = response.headers.get("location")
     if not location:
-        raise FetchError("redirect without Location")
+        raise FetchError(f"HTTP {response.status_code} redirect without Location")
     target = urljoin(url, location)
     old, new = urlsplit(url), urlsplit(target)
     if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
-        raise FetchError("redirect to another origin refused")
+        raise FetchError(
+            f"redirect to another origin refused ({new.scheme}://{new.hostname})"[:_MAX_CAUSE_CHARS]
+        )
     return target
 
 
-def _parse_body(body: bytes, cache_control: str | None) -> Fetched:
+def _parse_body(body: bytes, cache_control: str | None, url: str) -> Fetched:
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise FetchError("body is not JSON") from exc
+        # Why the decoder's message and not the body: it says where (line, column), never what.
+        raise FetchError(f"body is not JSON ({describe_exception(exc)})") from exc
     if not isinstance(document, dict):
-        raise FetchError("body is not a JSON object")
-    return Fetched(document, _max_age(cache_control))
+        raise FetchError(f"body is JSON but not an object (a {type(document).__name__})")
+    return Fetched(document, _max_age(cache_control), url)
 
 
 def _check_response(response: httpx.Response, policy: KeyPolicy) -> None:
     if response.status_code != 200:
-        raise FetchError(f"status {response.status_code}")
+        raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > policy.max_jwks_bytes:
-        raise FetchError("body over the size cap")
+        raise FetchError(_over_cap(policy, f"Content-Length {declared}"))
+
+
+def _over_cap(policy: KeyPolicy, seen: str) -> str:
+    return f"body over the size cap ({seen} > KeyPolicy.max_jwks_bytes={policy.max_jwks_bytes})"
+
+
+def _timed_out(policy: KeyPolicy) -> str:
+    return f"timed out after {policy.fetch_timeout:g} s (KeyPolicy.fetch_timeout)"
 
 
 def _append_capped(buffer: bytearray, chunk: bytes, policy: KeyPolicy, deadline: float) -> None:
     buffer += chunk
     if len(buffer) > policy.max_jwks_bytes:
-        raise FetchError("body over the size cap")
+        raise FetchError(_over_cap(policy, f"{len(buffer)} bytes read"))
     if time.monotonic() > deadline:
-        raise FetchError("fetch timed out")
+        raise FetchError(_timed_out(policy))
 
 
 def fetch_document(url: str, policy: KeyPolicy) -> Fetched:
@@ -131,7 +184,7 @@ def fetch_document(url: str, policy: KeyPolicy) -> Fetched:
     worker.start()
     worker.join(policy.fetch_timeout + 1.0)  # afetch_document bounds itself; this is a backstop
     if not outcome:
-        raise FetchError("fetch timed out")
+        raise FetchError(_timed_out(policy), url)
     result = outcome[0]
     if isinstance(result, BaseException):
         raise result
@@ -142,13 +195,18 @@ async def afetch_document(url: str, policy: KeyPolicy) -> Fetched:
     """GET a JSON document within ``policy.fetch_timeout`` (the whole fetch, redirects included)
     and ``policy.max_jwks_bytes``.
 
-    :raises FetchError: on any failure; the caller keeps its last good keys
+    :raises FetchError: on any failure, naming ``url`` and the cause; the caller keeps its last
+        good keys
     """
     try:
         async with asyncio.timeout(policy.fetch_timeout):
             return await _afetch(url, policy)
     except TimeoutError as exc:
-        raise FetchError("fetch timed out") from exc
+        raise FetchError(_timed_out(policy), url) from exc
+    except FetchError as exc:
+        if exc.url is not None:
+            raise
+        raise FetchError(exc.cause, url) from exc.__cause__
 
 
 async def _afetch(url: str, policy: KeyPolicy) -> Fetched:
@@ -164,10 +222,10 @@ async def _afetch(url: str, policy: KeyPolicy) -> Fetched:
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
                         _append_capped(body, chunk, policy, deadline)
-                    return _parse_body(bytes(body), response.headers.get("cache-control"))
+                    return _parse_body(bytes(body), response.headers.get("cache-control"), url)
     except httpx.HTTPError as exc:
-        raise FetchError(type(exc).__name__) from exc
-    raise FetchError("too many redirects")
+        raise FetchError(describe_exception(exc)) from exc
+    raise FetchError(f"more than {_MAX_REDIRECTS} redirects")
 
 
 def parse_discovery(fetched: Fetched, issuer: str) -> str:
@@ -176,13 +234,18 @@ def parse_discovery(fetched: Fetched, issuer: str) -> str:
     :raises FetchError: issuer mismatch (OIDC Discovery §4.3) or a missing / non-https jwks_uri
     """
     document = fetched.document
-    if document.get("issuer") != issuer:
-        raise FetchError("discovery issuer does not match the configured issuer")
+    found = document.get("issuer")
+    if found != issuer:
+        # Why the value: the usual cause is a trailing slash or another host, and seeing it is
+        # the fix; it is the IdP's public name, capped, never a token's.
+        shown = repr(found)[:_MAX_CAUSE_CHARS] if isinstance(found, str) else "none"
+        raise FetchError(f"discovery issuer {shown} is not the configured issuer {issuer!r}", fetched.url)
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str):
-        raise FetchError("discovery document has no jwks_uri")
+        raise FetchError("discovery document has no jwks_uri", fetched.url)
     try:
         check_fetch_url(jwks_uri, "jwks_uri")
     except ConfigError as exc:
-        raise FetchError("discovery jwks_uri is not https") from exc
+        cause = "discovery jwks_uri is not https (plain http only on loopback)"
+        raise FetchError(cause, fetched.url) from exc
     return jwks_uri

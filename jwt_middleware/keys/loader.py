@@ -4,6 +4,11 @@ Locks live here, not in the core: a ``threading.Lock`` per issuer for WSGI and a
 ``asyncio.Lock`` per issuer and event loop for ASGI. N concurrent misses cause one fetch:
 each caller notes the cache's attempt counter before taking the lock and skips the fetch
 when another caller finished one meanwhile.
+
+A failed fetch logs one WARNING on ``jwt_middleware.keys`` naming the issuer, the URL and the
+cause (also as ``extra`` fields ``issuer``, ``url``, ``cause``). Fetches, and so these lines,
+come at most once per ``KeyPolicy.failure_backoff`` while an issuer is down (the cache's
+backoff), never once per request.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from joserfc.errors import JoseError
@@ -24,13 +30,37 @@ from .._types import Clock
 from ..config import Issuer, KeyPolicy
 from ..errors import ConfigError
 from .cache import KeyCache
-from .fetch import Fetched, FetchError, afetch_document, fetch_document, parse_discovery
+from .fetch import (
+    Fetched,
+    FetchError,
+    afetch_document,
+    describe_exception,
+    fetch_document,
+    loggable_url,
+    parse_discovery,
+)
 from .pinning import PinnedKey, SkippedKey, read_keys
 from .sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
 
-__all__ = ["KeyLoader"]
+__all__ = ["KeyLoader", "LoadFailure"]
 
 logger = logging.getLogger("jwt_middleware.keys")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailure:
+    """Why an issuer's last fetch failed; safe to log and show (no body, no key material).
+
+    :param url: the URL (or file path) that failed: the discovery document or the JWKS
+    :param cause: e.g. ``ConnectError: [Errno -2] Name or service not known``, ``HTTP 503``
+    """
+
+    issuer: str
+    url: str
+    cause: str
+
+    def __str__(self) -> str:
+        return f"issuer {self.issuer!r}: {self.url}: {self.cause}"
 
 
 def static_jwks(source: StaticKeys | SharedSecret) -> dict[str, Any]:
@@ -91,9 +121,11 @@ class KeyLoader:
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
         self._loop_locks = weakref.WeakKeyDictionary()
         self._jwks_urls: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[LoadFailure | None]] = set()
         #: what the last warning about an issuer's unusable keys said, to say it once per change
         self._skipped: dict[str, tuple[SkippedKey, ...]] = {}
+        #: why each failing issuer's last fetch failed; dropped when a fetch succeeds
+        self._failures: dict[str, LoadFailure] = {}
         for name, issuer in issuers.items():
             if isinstance(issuer.keys, StaticKeys | SharedSecret):
                 self._install_static(name, issuer, issuer.keys)
@@ -110,7 +142,7 @@ class KeyLoader:
             fetched = _read_file(source.path, self._policy.max_jwks_bytes)
         except FetchError as exc:
             raise ConfigError(
-                f"Issuer {issuer.issuer!r}: JWKSFile {source.path!r}: {exc}; give the path of a JWKS "
+                f"Issuer {issuer.issuer!r}: JWKSFile {source.path!r}: {exc.cause}; give the path of a JWKS "
                 "document (a JSON object with a 'keys' list)"
             ) from None
         keys = self._checked(issuer, fetched.document, f"JWKSFile {source.path!r}", copied=True)
@@ -145,18 +177,23 @@ class KeyLoader:
         return pinned
 
     # --- sync ------------------------------------------------------------------------------
-    def load(self, issuer: str) -> None:
-        """Fetch the issuer's keys now unless a concurrent caller just did (single-flight)."""
+    def load(self, issuer: str) -> LoadFailure | None:
+        """Fetch the issuer's keys now unless a concurrent caller just did (single-flight).
+
+        :returns: why the keys could not be had, or None when the fetch (this one, or the one a
+            concurrent caller finished meanwhile) installed them
+        """
         seen = self.cache.attempts(issuer)
         with self._thread_locks[issuer]:
             if self.cache.attempts(issuer) != seen:
-                return
+                return self._failures.get(issuer)
             try:
                 fetched = self._fetch_sync(issuer)
             except FetchError as exc:
                 self._failed(issuer, exc)
             else:
                 self._install(issuer, fetched)
+            return self._failures.get(issuer)
 
     def refresh_in_background(self, issuer: str) -> None:
         threading.Thread(target=self.load, args=(issuer,), name="jwt-keys-refresh", daemon=True).start()
@@ -183,18 +220,19 @@ class KeyLoader:
         return url
 
     # --- async -----------------------------------------------------------------------------
-    async def aload(self, issuer: str) -> None:
+    async def aload(self, issuer: str) -> LoadFailure | None:
         """The async twin of :meth:`load`."""
         seen = self.cache.attempts(issuer)
         async with self._async_lock(issuer):
             if self.cache.attempts(issuer) != seen:
-                return
+                return self._failures.get(issuer)
             try:
                 fetched = await self._fetch_async(issuer)
             except FetchError as exc:
                 self._failed(issuer, exc)
             else:
                 self._install(issuer, fetched)
+            return self._failures.get(issuer)
 
     def arefresh_in_background(self, issuer: str) -> None:
         task = asyncio.get_running_loop().create_task(self.aload(issuer))
@@ -227,15 +265,42 @@ class KeyLoader:
             raise
 
     # --- shared ----------------------------------------------------------------------------
+    def remote_issuers(self) -> tuple[str, ...]:
+        """The issuers whose keys are fetched (URL, discovery, file): the ones a warm-up loads."""
+        return tuple(name for name, issuer in self._issuers.items() if issuer.remote)
+
+    def source_of(self, issuer: str) -> str:
+        """Where the issuer's keys come from: the JWKS URL once known, else the configured
+        JWKS URL, discovery URL or file path."""
+        source = self._issuers[issuer].keys
+        if isinstance(source, JWKSFile):
+            return source.path
+        if isinstance(source, JWKSUrl):
+            return loggable_url(source.url)
+        known = self._jwks_urls.get(issuer)
+        if known is not None:
+            return loggable_url(known)
+        assert isinstance(source, OIDCDiscovery)
+        return loggable_url(_discovery_url(issuer, source))
+
     def _install(self, issuer: str, fetched: Fetched) -> None:
         config = self._issuers[issuer]
         pinned, skipped = read_keys(fetched.document, tuple(config.algorithms), self._policy.max_keys)
         self._warn_skipped(issuer, tuple(skipped))
         if not pinned:
-            self._failed(issuer, FetchError("no usable signature key in the set"))
+            cause = f"none of the {len(skipped)} keys in the set can verify {list(config.algorithms)}"
+            self._failed(issuer, FetchError(cause, fetched.url))
             return
         self.cache.store(issuer, pinned, fetched.max_age, self._clock())
-        logger.info("jwks loaded", extra={"issuer": issuer, "keys": len(pinned)})
+        self._failures.pop(issuer, None)
+        url = fetched.url or self.source_of(issuer)
+        logger.info(
+            "jwks loaded for issuer %r from %s (keys: %d)",
+            issuer,
+            url,
+            len(pinned),
+            extra={"issuer": issuer, "url": url, "keys": len(pinned)},
+        )
 
     def _warn_skipped(self, issuer: str, skipped: tuple[SkippedKey, ...]) -> None:
         """One bad published key must not take the issuer down: skip it, and say so once per change."""
@@ -245,9 +310,18 @@ class KeyLoader:
         for key in skipped:
             logger.warning("jwks key skipped for issuer %r: %s", issuer, key, extra={"issuer": issuer})
 
-    def _failed(self, issuer: str, exc: Exception) -> None:
+    def _failed(self, issuer: str, exc: FetchError) -> None:
+        """Keep the last good set and back off (the cache), and say once what failed and where."""
+        failure = LoadFailure(issuer, exc.url or self.source_of(issuer), exc.cause)
+        self._failures[issuer] = failure
         self.cache.record_failure(issuer, self._clock())
-        logger.warning("jwks fetch failed: %s", exc, extra={"issuer": issuer})
+        logger.warning(
+            "jwks fetch failed for issuer %r from %s: %s",
+            issuer,
+            failure.url,
+            failure.cause,
+            extra={"issuer": issuer, "url": failure.url, "cause": failure.cause},
+        )
 
 
 def _discovery_url(issuer: str, source: OIDCDiscovery) -> str:
@@ -259,13 +333,13 @@ def _read_file(path: str, max_bytes: int) -> Fetched:
         with open(path, "rb") as handle:
             body = handle.read(max_bytes + 1)
     except OSError as exc:
-        raise FetchError("JWKS file unreadable") from exc
+        raise FetchError(f"JWKS file unreadable ({describe_exception(exc)})", path) from exc
     if len(body) > max_bytes:
-        raise FetchError("JWKS file over the size cap")
+        raise FetchError(f"JWKS file over the size cap (KeyPolicy.max_jwks_bytes={max_bytes})", path)
     try:
         document = json.loads(body)
     except ValueError as exc:
-        raise FetchError("JWKS file is not JSON") from exc
+        raise FetchError(f"JWKS file is not JSON ({describe_exception(exc)})", path) from exc
     if not isinstance(document, dict):
-        raise FetchError("JWKS file is not a JSON object")
-    return Fetched(document, None)
+        raise FetchError("JWKS file is not a JSON object", path)
+    return Fetched(document, None, path)
