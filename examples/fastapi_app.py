@@ -5,18 +5,11 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from jwt_middleware import Identity, JWTMiddleware
-from jwt_middleware.integrations.fastapi import (
-    Refused,
-    RequireScopes,
-    docs_rules,
-    jwt_identity,
-    refusal_handler,
-)
+from jwt_middleware.integrations.fastapi import docs_rules, jwt_identity, require_scopes
 
 from ._shared import authenticator
 
 api = FastAPI(title="jwt_middleware example")
-api.add_exception_handler(Refused, refusal_handler)  # a dependency's refusal: the middleware's own answer
 
 
 @api.get("/")
@@ -30,8 +23,9 @@ async def me(identity: Identity = Depends(jwt_identity)) -> dict[str, Any]:
 
 
 @api.get("/admin")
-async def admin(identity: Identity = Depends(RequireScopes("admin"))) -> dict[str, Any]:
+async def admin(identity: Identity = Depends(require_scopes("admin"))) -> dict[str, Any]:
     return {"admin": identity.subject}
 
 
-app = JWTMiddleware(api, authenticator(*docs_rules(api)))  # /docs, /redoc, /openapi.json public
+# /docs, /redoc, /openapi.json public; a dependency's refusal gets the middleware's own answer
+app = JWTMiddleware(api, authenticator(*docs_rules(api)))

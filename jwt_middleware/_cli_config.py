@@ -123,6 +123,11 @@ NOT_ON_COMMAND_LINE: Final = {
     "Bearer is refused, as the middleware refuses it",
     "Config.trusted_proxies": "request addressing, not the token",
     "Config.store_failure": "verify uses no store: no one-time rule, no DPoP proof",
+    "Config.claims_validator": "the app's own Python code: verify decides with the standard checks only, "
+    "so a token it accepts may still be refused by the app's validator",
+    "Config.identity_loader": "runs after the decision (the app's users), not part of it",
+    "Config.identity_loader_ttl": "runs after the decision (the app's users), not part of it",
+    "Config.on_refusal": "shapes the response body only",
 }
 
 _ISSUER_TABLE_KEYS: Final = ("issuer", "audiences", "jwks", "hs_secret_file", "hs_secret_env", "hs_kid")

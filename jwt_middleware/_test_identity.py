@@ -176,7 +176,7 @@ def override_identity(target: object, identity: Identity | None) -> Iterator[Non
     - a Flask app installed with :class:`~jwt_middleware.integrations.flask.JWTFlask`: the same
       for its ``wsgi_app``;
     - a FastAPI app tested without the middleware: ``app.dependency_overrides`` get the
-      ``jwt_identity`` / ``RequireScopes`` schemes of its routes, each still checking its scopes;
+      ``jwt_identity`` / ``require_scopes`` schemes of its routes, each still checking its scopes;
     - ``django.conf.settings``: ``JWT_MIDDLEWARE_AUTHENTICATOR`` is overridden; Django builds
       a test ``Client``'s middleware at its first request, so make the Client in the block.
 
@@ -264,7 +264,7 @@ def _overridden_django(identity: Identity | None) -> Iterator[None]:
 def identity_overrides(
     app: FastAPI, identity: Identity | None
 ) -> dict[Callable[..., Any], Callable[..., Any]]:
-    """``app.dependency_overrides`` entries deciding every ``jwt_identity`` / ``RequireScopes``
+    """``app.dependency_overrides`` entries deciding every ``jwt_identity`` / ``require_scopes``
     dependency of ``app``'s routes as ``identity``: ``app.dependency_overrides.update(...)``.
 
     Each replaces one bearer scheme and still checks the scopes FastAPI gathered for it (403
@@ -304,10 +304,10 @@ class _FixedScheme:
 
     async def __call__(self, security_scopes: Any) -> Identity:
         """:raises Refused: 401 without an identity, 403 ``insufficient_scope`` (RFC 6750 §3.1)"""
-        from .integrations._refuse import check_scopes, render
+        from .integrations._refuse import check_scopes
         from .integrations.fastapi import Refused
 
         try:
             return check_scopes(self.identity, security_scopes.scopes)
         except Refusal as refusal:
-            raise Refused(refusal, render(refusal, self.scheme.realm, self.scheme.authenticator)) from None
+            raise Refused(refusal, authenticator=self.scheme.authenticator, realm=self.scheme.realm) from None

@@ -1,11 +1,12 @@
-"""JWTMiddleware: the pure-ASGI adapter (http and websocket; lifespan passes through)."""
+"""JWTMiddleware: the pure-ASGI adapter (http and websocket; lifespan passes through or warms keys)."""
 
 from __future__ import annotations
 
-from typing import Final
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
 
-from starlette.authentication import AuthCredentials
-
+from ._lifespan import WarmKeys, check_warm_keys, lifespan_with_warmup
 from ._types import ASGIApp, Receive, Scope, Send
 from .audit import record_decision
 from .authenticator import Authenticator, Resume
@@ -15,12 +16,18 @@ from .core.verified import put_bounded
 from .errors import InvalidRequest, Refusal
 from .identity import Identity
 from .request import RequestView, split_root
-from .starlette_user import JWTUser, anonymous, starlette_pair
 
-__all__ = ["IDENTITY_KEY", "ORIGINAL_PATH_KEY", "JWTMiddleware"]
+if TYPE_CHECKING:
+    from starlette.authentication import AuthCredentials
+
+    from .starlette_user import JWTUser
+
+__all__ = ["IDENTITY_KEY", "ORIGINAL_PATH_KEY", "USER_KEY", "JWTMiddleware"]
 
 #: namespaced scope key holding the Identity (None for anonymous access)
 IDENTITY_KEY = "jwt_middleware.identity"
+#: with ``Config.identity_loader``: the loaded user (None for anonymous access); also ``scope["user"]``
+USER_KEY = "jwt_middleware.user"
 #: under ``path_normalization="rewrite"``, the ``(path, raw_path)`` the server gave, when rewritten
 ORIGINAL_PATH_KEY = "jwt_middleware.original_path"
 _USERS_CACHED = 4096
@@ -31,19 +38,41 @@ class JWTMiddleware:
     """Wrap any ASGI app. Sets ``scope["user"]``, ``scope["auth"]`` (Starlette-compatible) and
     ``scope["jwt_middleware.identity"]``, or answers the refusal without calling the app.
 
+    With ``Config.identity_loader``, ``scope["user"]`` (and ``scope["jwt_middleware.user"]``) is
+    the user it loaded; ``scope["auth"]`` still holds the token's scopes. A Starlette, FastAPI or
+    Litestar app gets a handler for the helpers' refusals (``integrations.starlette.Refused``),
+    so they are answered as the middleware's own, unless the app has its own handler for them.
+
     :param app: the ASGI app to protect
     :param authenticator: the shared decision maker
+    :param warm_keys: fetch every issuer's keys at server start-up (the ASGI lifespan), before
+        the app's own start-up: True logs failures and starts anyway; ``"strict"`` refuses to
+        start (``lifespan.startup.failed`` naming each issuer, URL and cause). Default False.
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, *, warm_keys: WarmKeys = False) -> None:
         authenticator.check_driver("asgi")
+        # Why imported here, not with the module: Starlette's user types are all this adapter
+        # needs starlette for (the "asgi" extra), and the Django integration and the testing
+        # helpers import this module's other names where starlette is not installed.
+        from .starlette_user import anonymous, starlette_pair
+
+        self._anonymous = anonymous
+        self._starlette_pair = starlette_pair
         self.app = app
         self.authenticator = authenticator
         self._rewrite = authenticator.config.path_normalization == "rewrite"
+        self._load_users = authenticator.loads_users
         self._users: dict[int, tuple[Identity, JWTUser, AuthCredentials]] = {}
+        self._warm_keys = check_warm_keys(warm_keys)
+        _route_refusals(app, authenticator)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
+            if scope["type"] == "lifespan" and self._warm_keys:
+                strict = self._warm_keys == "strict"
+                await lifespan_with_warmup(self.app, self.authenticator, scope, receive, send, strict=strict)
+                return
             await self.app(scope, receive, send)
             return
         try:
@@ -53,7 +82,7 @@ class JWTMiddleware:
             rewritten = self._canonical(scope, refusal)
             if isinstance(rewritten, InvalidRequest):
                 record_decision(Trace(), rewritten)
-                await self._refuse(scope, receive, send, rewritten)
+                await self._refuse(scope, receive, send, rewritten, None)
                 return
             request = rewritten
         if scope["type"] == "websocket":
@@ -62,10 +91,10 @@ class JWTMiddleware:
             step = self.authenticator.begin(request)
             identity = await self.authenticator.aresume(step) if isinstance(step, Resume) else step
         except Refusal as refusal:
-            await self._refuse(scope, receive, send, refusal)
+            await self._refuse(scope, receive, send, refusal, request)
             return
         if identity is None:
-            scope["user"], scope["auth"] = anonymous()
+            scope["user"], scope["auth"] = self._anonymous()
         else:
             # Why a memo: a repeated token yields the same Identity object from the
             # verified-token cache, and rebuilding Starlette's two objects cost more than the
@@ -76,6 +105,15 @@ class JWTMiddleware:
             scope["user"] = entry[1]
             scope["auth"] = entry[2]
         scope[IDENTITY_KEY] = identity
+        if self._load_users:
+            try:
+                user = None if identity is None else await self.authenticator.aload_user(identity)
+            except Refusal as refusal:
+                await self._refuse(scope, receive, send, refusal, request)
+                return
+            if user is not None:
+                scope["user"] = user
+            scope[USER_KEY] = user
         await self.app(scope, receive, send)
 
     def _canonical(self, scope: Scope, refusal: InvalidRequest) -> RequestView | InvalidRequest:
@@ -91,26 +129,50 @@ class JWTMiddleware:
 
     def _remember_user(self, identity: Identity) -> tuple[Identity, JWTUser, AuthCredentials]:
         """Starlette's user and credentials for an Identity, kept while the Identity lives."""
-        user, credentials = starlette_pair(identity, self.authenticator.config)
+        user, credentials = self._starlette_pair(identity, self.authenticator.config)
         entry = (identity, user, credentials)
         put_bounded(self._users, id(identity), entry, _USERS_CACHED)
         return entry
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
-        status, headers, body = self.authenticator.render(refusal)
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": status, "headers": raw})
-            await send({"type": "http.response.body", "body": body})
-            return
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, refusal: Refusal, request: RequestView | None
+    ) -> None:
         # WebSocket: a real HTTP denial where the server supports it, else close before accept.
-        if "websocket.http.response" in scope.get("extensions", {}):
-            await send({"type": "websocket.http.response.start", "status": status, "headers": raw})
-            await send({"type": "websocket.http.response.body", "body": body})
+        if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+            status, headers, body = await self.authenticator.arender(refusal, request)
+            raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+            prefix = "http" if scope["type"] == "http" else "websocket.http"
+            await send({"type": f"{prefix}.response.start", "status": status, "headers": raw})
+            await send({"type": f"{prefix}.response.body", "body": body})
             return
         message = await receive()
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.close", "code": 1008})
+
+
+def _route_refusals(app: object, authenticator: Authenticator) -> None:
+    """Have the wrapped app answer a helper's ``Refused`` with the middleware's own answer.
+
+    Why at construction, on the app: a helper raises inside the app, where the app's own
+    exception handling answers before this middleware sees anything. A Starlette or FastAPI app
+    (and the ``ExceptionMiddleware`` that ``app.add_middleware`` wraps this around) takes a
+    handler through ``add_exception_handler``; a Litestar app through its
+    ``exception_handlers``. An app's own handler for ``Refused`` is left alone: it wins.
+    """
+    if callable(getattr(app, "add_exception_handler", None)):
+        from .integrations.starlette import Refused, refusal_handler_for
+
+        handlers = getattr(app, "exception_handlers", None)
+        if not isinstance(handlers, Mapping):
+            handlers = getattr(app, "_exception_handlers", None)  # Starlette's ExceptionMiddleware
+        if not (isinstance(handlers, Mapping) and Refused in handlers):
+            app.add_exception_handler(Refused, refusal_handler_for(authenticator))  # type: ignore[attr-defined]
+        return
+    litestar = sys.modules.get("litestar")  # imported already if the app is one: never import it here
+    if litestar is not None and isinstance(app, litestar.Litestar):
+        from .integrations.litestar import route_refusals
+
+        route_refusals(app, authenticator)
 
 
 def _rewrite(scope: Scope, canonical: str) -> None:

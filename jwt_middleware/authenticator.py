@@ -11,16 +11,20 @@ from typing import Literal, NamedTuple, cast
 
 from ._drive import drive_async, drive_sync
 from .audit import fingerprint, record_decision
-from .challenge import Answer, render_challenge
+from .challenge import Answer, render_challenge, with_body
 from .config import Config
-from .core.effects import ConsumeNonce, Effect
+from .core.effects import ConsumeNonce, Effect, ValidateClaims
 from .core.pipeline import Flow, Pending, Trace, authenticate, build_context, finish, prepare
 from .errors import AuthError, ConfigError, Refusal, Unavailable
+from .hooks import ClaimsCheck, Hook, RefusalBody, UserLoader, prepare_hook, shaped_body
 from .identity import Identity
 from .keys.cache import KeyCache
 from .keys.loader import KeyLoader
 from .request import RequestView
 from .stores import AsyncNonceStore, NonceStore
+from .warmup import IssuerWarmup
+from .warmup import awarm as _awarm
+from .warmup import warm as _warm
 
 __all__ = ["Authenticator", "Resume"]
 
@@ -39,6 +43,27 @@ def _mark_presented_scheme(trace: Trace, refusal: Refusal) -> None:
     whichever step refused it (an expired token, a wrong audience), not only the sender step."""
     if trace.dpop and isinstance(refusal, AuthError) and refusal.scheme == "Bearer":
         refusal.presented_scheme = "DPoP"
+
+
+def _with_shaped(answer: Answer, shaped: RefusalBody | None) -> Answer:
+    """The rendered answer with ``on_refusal``'s body (None: the default body stays)."""
+    if shaped is None:
+        return answer
+    return with_body(answer, shaped.payload, shaped.content_type, shaped.headers)
+
+
+def _record_user_refusal(identity: Identity, refusal: Refusal) -> None:
+    """Audit a refusal by the identity_loader, after the allow the decision itself recorded.
+
+    A DPoP-bound token was presented with the DPoP scheme (a bound token sent as Bearer is
+    refused before this), so the error goes on that challenge (RFC 9449 §7.1).
+    """
+    if identity.binding is not None and isinstance(refusal, AuthError) and refusal.scheme == "Bearer":
+        refusal.presented_scheme = "DPoP"
+    trace = Trace()
+    trace.identity = identity
+    trace.issuer = identity.issuer
+    record_decision(trace, refusal)
 
 
 def _check_store_clock(store: object, config: Config) -> None:
@@ -71,8 +96,13 @@ class Authenticator:
         issuers = {i.issuer: i for i in config.issuers}
         self.keys = KeyCache(issuers, config.keys)
         self.loader = KeyLoader(self.keys, issuers, config.keys, config.clock)
-        self._ctx = build_context(config, self.keys)
+        validator = prepare_hook("claims_validator", config.claims_validator)
+        self._claims_check = ClaimsCheck(validator) if validator is not None else None
+        self._ctx = build_context(config, self.keys, self._claims_check)
         self._clock = config.clock
+        loader = prepare_hook("identity_loader", config.identity_loader)
+        self._users = UserLoader(loader, config.identity_loader_ttl, config.clock) if loader else None
+        self._on_refusal: Hook | None = prepare_hook("on_refusal", config.on_refusal)
         needs_store = config.dpop is not None or any(rule.one_time for rule in config.rules)
         if nonce_store is None and needs_store:
             from .stores import MemoryNonceStore
@@ -170,8 +200,82 @@ class Authenticator:
         step = self.begin(request)
         return await self.aresume(step) if isinstance(step, Resume) else step
 
-    def render(self, refusal: Refusal) -> Answer:
-        """Status, headers and body for a refusal (RFC 6750 §3)."""
+    def warm(self, *, strict: bool = True, timeout: float | None = None) -> tuple[IssuerWarmup, ...]:
+        """Fetch every remote issuer's keys now (WSGI, CLI start-up): one report per issuer
+        (:func:`jwt_middleware.warmup.warm`).
+
+        :raises WarmupError: ``strict`` and an issuer's keys could not be loaded
+        """
+        return _warm(self, strict=strict, timeout=timeout)
+
+    async def awarm(self, *, strict: bool = True, timeout: float | None = None) -> tuple[IssuerWarmup, ...]:
+        """The async twin of :meth:`warm` (ASGI; the adapter's ``warm_keys`` calls it at start-up)."""
+        return await _awarm(self, strict=strict, timeout=timeout)
+
+    @property
+    def loads_users(self) -> bool:
+        """True when ``Config.identity_loader`` is set: the adapters then attach its user."""
+        return self._users is not None
+
+    def load_user(self, identity: Identity) -> object:
+        """The app's user for ``identity`` from ``Config.identity_loader`` (an async loader is run
+        to completion); reused for the same verified token within ``identity_loader_ttl``.
+        None when no loader is configured.
+
+        :raises InvalidToken: the loader found no user (None): reason ``unknown_user``
+        :raises Refusal: the loader's own refusal, or ``Unavailable`` (503) when it failed
+        """
+        users = self._users
+        if users is None:
+            return None
+        try:
+            return users.load(identity)
+        except Refusal as refusal:
+            _record_user_refusal(identity, refusal)
+            raise
+
+    async def aload_user(self, identity: Identity) -> object:
+        """The async twin of :meth:`load_user` (ASGI); a sync loader is called inline."""
+        users = self._users
+        if users is None:
+            return None
+        try:
+            return await users.aload(identity)
+        except Refusal as refusal:
+            _record_user_refusal(identity, refusal)
+            raise
+
+    def render(self, refusal: Refusal, request: RequestView | None = None) -> Answer:
+        """Status, headers and body for a refusal (RFC 6750 §3); ``Config.on_refusal`` shapes the
+        body (an async hook is run to completion), never the challenge.
+
+        :param request: the refused request, for the hook (None where it is not known)
+        """
+        answer = self.challenge(refusal)  # Why first: what the hook does to ``refusal`` cannot reach it
+        hook = self._on_refusal
+        if hook is None:
+            return answer
+        try:
+            shaped = shaped_body(hook.name, hook.call(refusal, request))
+        except Refusal as failed:  # the hook's bug (503, logged), or a refusal it raised instead
+            return self.challenge(failed)
+        return _with_shaped(answer, shaped)
+
+    async def arender(self, refusal: Refusal, request: RequestView | None = None) -> Answer:
+        """The async twin of :meth:`render` (ASGI); a sync ``on_refusal`` is called inline."""
+        answer = self.challenge(refusal)
+        hook = self._on_refusal
+        if hook is None:
+            return answer
+        try:
+            shaped = shaped_body(hook.name, await hook.acall(refusal, request))
+        except Refusal as failed:
+            return self.challenge(failed)
+        return _with_shaped(answer, shaped)
+
+    def challenge(self, refusal: Refusal) -> Answer:
+        """The answer with the default body, ``on_refusal`` not asked (its headers are every
+        refusal's: what a framework's own error handler needs to keep)."""
         return render_challenge(
             refusal,
             realm=self.config.realm,
@@ -184,6 +288,9 @@ class Authenticator:
         if isinstance(effect, ConsumeNonce):
             store = cast(NonceStore, self.nonce_store)
             return store.consume(effect.key, effect.until)
+        if isinstance(effect, ValidateClaims):
+            cast(ClaimsCheck, self._claims_check).finish(effect.pending)
+            return None
         if effect.blocking:
             self.loader.load(effect.issuer)
         else:
@@ -195,6 +302,9 @@ class Authenticator:
             if self._nonce_is_async:
                 return await cast(AsyncNonceStore, self.nonce_store).consume(effect.key, effect.until)
             return cast(NonceStore, self.nonce_store).consume(effect.key, effect.until)
+        if isinstance(effect, ValidateClaims):
+            await cast(ClaimsCheck, self._claims_check).afinish(effect.pending)
+            return None
         if effect.blocking:
             await self.loader.aload(effect.issuer)
         else:

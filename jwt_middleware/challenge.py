@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Final
 
 from .errors import AuthError, Refusal
 
-__all__ = ["Answer", "render_challenge"]
+__all__ = ["RESERVED_HEADERS", "Answer", "render_challenge", "with_body"]
 
 #: (status, [(name, value)], body) with header names lower-case, as ASGI wants them.
 Answer = tuple[int, list[tuple[str, str]], bytes]
@@ -16,6 +17,11 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 # RFC 6749 §A.7/A.8: error and error_description are limited to %x20-21 / %x23-5B / %x5D-7E.
 _UNSAFE: Final = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _PARAM_ORDER: Final = ("error", "error_description", "scope", "algs", "acr_values", "max_age")
+#: headers only this module sets on a refusal: the challenge (RFC 6750 §3), Retry-After
+#: (RFC 9110 §10.2.3), DPoP-Nonce (RFC 9449 §8), no-store, and the body's type and length
+RESERVED_HEADERS: Final = frozenset(
+    {"www-authenticate", "retry-after", "dpop-nonce", "cache-control", "content-length", "content-type"}
+)
 
 
 def _quote(value: str) -> str:
@@ -79,6 +85,21 @@ def render_challenge(
     headers.append(("content-type", "application/json"))
     headers.append(("content-length", str(len(body))))
     return refusal.status, headers, body
+
+
+def with_body(answer: Answer, body: bytes, content_type: str, headers: Mapping[str, str]) -> Answer:
+    """``answer`` with another body (``on_refusal``'s) and extra headers after ours.
+
+    The status, the challenge, ``Retry-After``, ``DPoP-Nonce`` and ``Cache-Control`` stay as
+    rendered: an extra header of :data:`RESERVED_HEADERS` is dropped (``RefusalBody`` refuses
+    one when it is built), and the body's own type and length are set here.
+    """
+    status, rendered, _ = answer
+    kept = [(name, value) for name, value in rendered if name not in ("content-type", "content-length")]
+    kept.extend((name, value) for name, value in headers.items() if name.lower() not in RESERVED_HEADERS)
+    kept.append(("content-type", content_type))
+    kept.append(("content-length", str(len(body))))
+    return status, kept, body
 
 
 def _fallback_code(refusal: Refusal) -> str:

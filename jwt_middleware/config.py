@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import ssl
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import UnionType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from ._types import Clock
-from .errors import ConfigError
+from .errors import ConfigError, Refusal
 from .keys.sources import JWKSFile, JWKSUrl, KeySource, OIDCDiscovery, SharedSecret, StaticKeys
 from .proxies import AUTHORITY, TrustedProxies
+
+if TYPE_CHECKING:
+    from .identity import Identity
+    from .request import RequestView
 
 __all__ = [
     "Config",
@@ -534,6 +539,17 @@ class Config:
     #: when the nonce store fails: "closed" answers 503 (default); "open" lets the request pass
     store_failure: Literal["closed", "open"] = "closed"
     clock: Clock = time.time
+    # Hooks (jwt_middleware.hooks; each a function or a coroutine function). Typed loosely here
+    # so the sans-I/O core, which reads Config, does not import the hooks' machinery.
+    #: ``(claims) -> None``, after the standard claim checks, once per newly verified token;
+    #: refuses by raising a Refusal (``ClaimsRejected(reason)``: 401, ``InsufficientScope``: 403)
+    claims_validator: Callable[[Mapping[str, Any]], Awaitable[None] | None] | None = None
+    #: ``(identity) -> user`` after an allow decision: the framework's user (None: 401 unknown_user)
+    identity_loader: Callable[[Identity], object] | None = None
+    #: how long one loaded user serves the requests bearing the same verified token; 0: load every time
+    identity_loader_ttl: float = 0.0  # seconds
+    #: ``(refusal, request) -> RefusalBody | mapping | None``: the body of every refusal
+    on_refusal: Callable[[Refusal, RequestView | None], object] | None = None
 
     def __post_init__(self) -> None:
         _tuple(self, "issuers", Issuer, "[Issuer('https://idp.example', algorithms=['ES256'])]")
@@ -572,6 +588,7 @@ class Config:
         if self.dpop is None and any(r.dpop == "required" for r in self.rules):
             raise ConfigError("Rule.dpop='required' needs Config(dpop=DPoPSettings(...))")
         self._check_paths()
+        self._check_hooks()
         if self.store_failure not in ("closed", "open"):
             raise ConfigError("Config.store_failure: use 'closed' (503 when the store is down) or 'open'")
         for name in ("max_age", "max_lifetime"):
@@ -591,5 +608,47 @@ class Config:
         if not isinstance(self.match_full_path, bool):
             raise ConfigError("Config.match_full_path: use True or False")
 
+    def _check_hooks(self) -> None:
+        for name, arguments in _HOOK_ARGUMENTS.items():
+            _check_hook(name, getattr(self, name), arguments)
+        _finite(self, "identity_loader_ttl")
+        if self.identity_loader_ttl < 0:
+            raise ConfigError(
+                "Config.identity_loader_ttl: must be >= 0 seconds (0: load the user on every request)"
+            )
+        if self.identity_loader_ttl and self.identity_loader is None:
+            raise ConfigError("Config.identity_loader_ttl: set identity_loader too; there is no user to keep")
+        if self.strip_failure_body and self.on_refusal is not None:
+            raise ConfigError(
+                "Config.on_refusal: strip_failure_body answers every refusal with an empty body, so "
+                "on_refusal would never shape one; set one of the two"
+            )
+
     def audiences_for(self, issuer: Issuer) -> tuple[str, ...]:
         return issuer.audiences or self.audience or ()  # type: ignore[return-value]
+
+
+#: each hook option and what it is called with, for the message naming the fix
+_HOOK_ARGUMENTS: Final = {
+    "claims_validator": ("claims",),
+    "identity_loader": ("identity",),
+    "on_refusal": ("refusal", "request"),
+}
+
+
+def _check_hook(name: str, hook: object, arguments: tuple[str, ...]) -> None:
+    """A hook is None or a callable taking exactly its arguments (a wrong arity would be a 503
+    on every request instead of a message at start-up)."""
+    if hook is None:
+        return
+    call = f"{name}({', '.join(arguments)})"
+    if not callable(hook):
+        raise ConfigError(f"Config.{name}: a {type(hook).__name__} given; give a function {call}, or None")
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):  # some builtins have none to read
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        raise ConfigError(f"Config.{name}: {hook!r} cannot be called as {call}") from None

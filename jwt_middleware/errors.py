@@ -12,6 +12,7 @@
           - InvalidRequest                 400  invalid_request
           - InvalidToken                   401  invalid_token
             - DPoPBindingMismatch          401  DPoP invalid_token: proof key is not cnf.jkt (RFC 9449 §7.1)
+            - ClaimsRejected               401  invalid_token: the app's claims_validator refused a value
           - InsufficientScope              403  insufficient_scope (+ scope)
           - InsufficientUserAuthentication 401  insufficient_user_authentication (RFC 9470)
           - DPoPRequired                   401  DPoP, no error code (RFC 9449 §7.1)
@@ -31,6 +32,7 @@ from typing import ClassVar
 
 __all__ = [
     "AuthError",
+    "ClaimsRejected",
     "ConfigError",
     "DPoPBindingMismatch",
     "DPoPRequired",
@@ -141,6 +143,27 @@ class DPoPBindingMismatch(InvalidToken):
 
     scheme = "DPoP"
     default_description = "The access token is not bound to this DPoP key"
+
+
+class ClaimsRejected(InvalidToken):
+    """The app's ``claims_validator`` refused a claim value (a tenant, an ``azp`` / ``client_id``
+    outside an allowlist): ``invalid_token`` (RFC 6750 §3.1), as for any other failed claim check.
+
+    ``reason`` names what was refused, for audit and metrics (``ClaimsRejected("tenant_not_allowed")``);
+    the description stays constant unless you give one (never put a claim value in it).
+    """
+
+    default_description = "The access token is not accepted here"
+
+    def __init__(
+        self,
+        reason: str = "claims_rejected",
+        description: str | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(reason, description, params=params, headers=headers)
 
 
 class InsufficientScope(AuthError):

@@ -19,10 +19,19 @@ from .request import DECISION_HEADERS, RequestView
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["IDENTITY_KEY", "ORIGINAL_PATH_KEY", "WSGIJWTMiddleware", "identity_of", "request_from_environ"]
+__all__ = [
+    "IDENTITY_KEY",
+    "ORIGINAL_PATH_KEY",
+    "USER_KEY",
+    "WSGIJWTMiddleware",
+    "identity_of",
+    "request_from_environ",
+]
 
 #: namespaced environ key holding the Identity (None for anonymous access)
 IDENTITY_KEY = "jwt_middleware.identity"
+#: with ``Config.identity_loader``: the user it loaded (None for anonymous access)
+USER_KEY = "jwt_middleware.user"
 #: under ``path_normalization="rewrite"``, the PATH_INFO/RAW_URI/REQUEST_URI the server gave, when rewritten
 ORIGINAL_PATH_KEY = "jwt_middleware.original_path"
 
@@ -139,7 +148,9 @@ class WSGIJWTMiddleware:
     """Wrap any WSGI app (Flask's ``app.wsgi_app``, Django's WSGI handler, …).
 
     Sets ``environ["jwt_middleware.identity"]`` (an Identity, or None for anonymous access on an
-    optional or public route) and calls the app, or answers the refusal with the same status,
+    optional or public route), with ``Config.identity_loader`` also
+    ``environ["jwt_middleware.user"]`` (the loaded user, or None), and calls the app, or answers
+    the refusal with the same status,
     headers and body as the ASGI adapter, without calling the app (and without reading the
     request body). Thread-safe: per-request state stays in locals; the key cache fetches
     single-flight under a ``threading.Lock`` per issuer, and the memory stores are locked.
@@ -153,6 +164,7 @@ class WSGIJWTMiddleware:
         self.app = app
         self.authenticator = authenticator
         self._rewrite = authenticator.config.path_normalization == "rewrite"
+        self._load_users = authenticator.loads_users
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -162,12 +174,14 @@ class WSGIJWTMiddleware:
             rewritten = self._canonical(environ, refusal)
             if isinstance(rewritten, InvalidRequest):
                 record_decision(Trace(), rewritten)
-                return self._refuse(rewritten, start_response)
+                return self._refuse(rewritten, start_response, None)
             request = rewritten
         try:
             identity = self.authenticator.authenticate(request)
+            if self._load_users:
+                environ[USER_KEY] = None if identity is None else self.authenticator.load_user(identity)
         except Refusal as refusal:
-            return self._refuse(refusal, start_response)
+            return self._refuse(refusal, start_response, request)
         environ[IDENTITY_KEY] = identity
         return self.app(environ, start_response)
 
@@ -182,8 +196,10 @@ class WSGIJWTMiddleware:
         except InvalidRequest as again:  # a SCRIPT_NAME that is itself ambiguous
             return again
 
-    def _refuse(self, refusal: Refusal, start_response: StartResponse) -> list[bytes]:
-        status, headers, body = self.authenticator.render(refusal)
+    def _refuse(
+        self, refusal: Refusal, start_response: StartResponse, request: RequestView | None
+    ) -> list[bytes]:
+        status, headers, body = self.authenticator.render(refusal, request)
         start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         return [body]
 

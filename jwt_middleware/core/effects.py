@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
-__all__ = ["ConsumeNonce", "Effect", "FetchKeys"]
+__all__ = ["ConsumeNonce", "Effect", "FetchKeys", "ValidateClaims"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,4 +27,14 @@ class ConsumeNonce:
     until: float  # epoch seconds the value must be remembered at least until
 
 
-Effect = FetchKeys | ConsumeNonce
+@dataclass(frozen=True, slots=True)
+class ValidateClaims:
+    """Finish the app's ``claims_validator`` for a newly verified token: ``pending`` is what the
+    validator left to await (an async validator's coroutine). The driver awaits it (ASGI) or runs
+    it to completion (WSGI) and answers None, or raises the validator's Refusal.
+    """
+
+    pending: Awaitable[object]
+
+
+Effect = FetchKeys | ConsumeNonce | ValidateClaims

@@ -1,16 +1,16 @@
 """The decision pipeline as a generator: it yields effects, receives answers, returns an Identity.
 
 Steps, in order (DESIGN.md): policy → extract → verified-token cache → gate and parse →
-issuer → header → keys → signature → claims → sender (DPoP proof, bound-token downgrade) →
-iat window → scopes → one-time jti. The pipeline owns the order, never the logic of a step.
-One-time values are consumed last, so a refusal for scope never burns a token.
+issuer → header → keys → signature → claims → the app's claims_validator → sender (DPoP proof,
+bound-token downgrade) → iat window → scopes → one-time jti. The pipeline owns the order, never
+the logic of a step. One-time values are consumed last, so a refusal for scope never burns a token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from ..config import Config, Issuer, Rule
 from ..errors import DPoPRequired, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
@@ -20,7 +20,7 @@ from ..request import RequestView
 from .claims import ClaimPolicy, check_claims
 from .dpop import DPoPPolicy, ProofKeyCache
 from .dpop_nonce import DPoPNonces
-from .effects import Effect, FetchKeys
+from .effects import Effect, FetchKeys, ValidateClaims
 from .extract import Extractor, Token, check_credentials_syntax, token_from_authorization
 from .gate import ParsedToken, parse_token
 from .policy import Matcher
@@ -33,6 +33,9 @@ __all__ = ["Context", "Flow", "Pending", "Trace", "authenticate", "build_context
 
 #: Yields effects, receives their answers, returns the Identity (None: anonymous allowed).
 Flow = Generator[Effect, object, Identity | None]
+#: the app's claims_validator as the core calls it: None when it accepted, else what is left to
+#: await (the driver finishes it); raises the Refusal (jwt_middleware.hooks.ClaimsCheck)
+ClaimsCheck = Callable[[Mapping[str, Any]], Awaitable[object] | None]
 
 
 class Trace:
@@ -76,9 +79,13 @@ class Context:
     fail_open: bool
     #: how long a one-time token without exp is remembered (seconds)
     max_remember: float
+    #: run on the claims of each newly verified token, before it is cached (None: no validator)
+    claims_check: ClaimsCheck | None = None
 
 
-def build_context(config: Config, keys: KeyCache) -> Context:
+def build_context(config: Config, keys: KeyCache, claims_check: ClaimsCheck | None = None) -> Context:
+    """The pipeline's state for ``config``; ``claims_check`` is the app's claims_validator as the
+    Authenticator wraps it (the core never calls an app's hook unwrapped)."""
     issuers = {i.issuer: i for i in config.issuers}
     policies = {
         name: ClaimPolicy(
@@ -107,6 +114,7 @@ def build_context(config: Config, keys: KeyCache) -> Context:
         sender=_sender_policy(config),
         fail_open=config.store_failure == "open",
         max_remember=config.max_lifetime or 86400.0,
+        claims_check=claims_check,
     )
 
 
@@ -147,6 +155,10 @@ class Pending(NamedTuple):
     identity: Identity | None  # None: not verified yet
     #: the parse and header checks :func:`prepare` already ran (None: not run yet)
     checked: _Checked | None = None
+    #: the claims_validator of a token :func:`prepare` verified, left to finish; the token is
+    #: cached (under ``generation``) only once it passed
+    validation: ValidateClaims | None = None
+    generation: int = 0
 
 
 def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -> Flow:
@@ -212,6 +224,10 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
         if key is None:  # a fetch is due (cold, refresh-ahead, kid miss): finish() yields it
             return Pending(rule, token, None, checked)
         identity = _accept(checked, key, ctx, now)
+        if ctx.claims_check is not None:
+            validation = _start_validation(identity, ctx.claims_check)
+            if validation is not None:
+                return Pending(rule, token, identity, None, validation, generation)
         _remember(token, identity, generation, ctx)  # read before ready(): see _key
     if effects_due or identity.binding is not None:
         return Pending(rule, token, identity)
@@ -223,12 +239,19 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
 
 def finish(request: RequestView, pending: Pending, ctx: Context, now: float, trace: Trace) -> Flow:
     """The rest of :func:`authenticate`: verify, sender constraint, rule checks, one-time use."""
-    rule, token, identity, checked = pending
+    rule, token, identity, checked, validation, generation = pending
+    fresh = validation is not None
     if identity is None:
         if checked is None:
             checked = _check_token(token, ctx, trace)
         key, generation = yield from _key(ctx.keys, checked.issuer.issuer, checked.kid, checked.alg, now)
         identity = _accept(checked, key, ctx, now)
+        if ctx.claims_check is not None:
+            validation = _start_validation(identity, ctx.claims_check)
+        fresh = True
+    if validation is not None:
+        yield validation  # the driver finishes the validator, or raises its refusal
+    if fresh:
         _remember(token, identity, generation, ctx)
     trace.identity = identity
     if _needs_sender_check(token, identity, rule):
@@ -277,6 +300,21 @@ def _accept(checked: _Checked, key: PinnedKey, ctx: Context, now: float) -> Iden
     name = checked.issuer.issuer
     check_claims(parsed.claims, ctx.policies[name], now)
     return identity_from_claims(parsed.claims, name)
+
+
+def _start_validation(identity: Identity, check: ClaimsCheck) -> ValidateClaims | None:
+    """Run the app's claims_validator on a newly verified token's (read-only) claims: None when
+    it accepted inline, else the effect that finishes it.
+
+    Why after the standard checks and before the cache: the app judges only claims that passed
+    ours, and a token it refuses is never filed as verified (refused again next time, the
+    validator asked again), while an accepted one is not asked again until it leaves the cache.
+
+    :raises Refusal: the validator's own (``ClaimsRejected``: 401, ``InsufficientScope``: 403),
+        or ``Unavailable`` (503) when it failed
+    """
+    pending = check(identity.claims)
+    return None if pending is None else ValidateClaims(pending)
 
 
 def _remember(token: Token, identity: Identity, generation: int, ctx: Context) -> None:

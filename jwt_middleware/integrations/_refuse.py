@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..authenticator import Authenticator
 from ..challenge import Answer, render_challenge
 from ..config import _SCOPE_TOKEN, Rule
-from ..errors import ConfigError, InsufficientScope, MissingToken, Refusal
+from ..errors import ConfigError, InsufficientScope, InvalidRequest, MissingToken, Refusal
 from ..identity import Identity
+from ..request import RequestView
 
-__all__ = ["check_scopes", "docs_rule", "header_dict", "render", "scope_tokens"]
+__all__ = [
+    "arender",
+    "asgi_view",
+    "challenge",
+    "check_scopes",
+    "docs_rule",
+    "header_dict",
+    "render",
+    "scope_tokens",
+    "wsgi_view",
+]
 
 
 def scope_tokens(option: str, scopes: Iterable[object]) -> tuple[str, ...]:
@@ -46,12 +58,56 @@ def check_scopes(identity: Identity | None, scopes: tuple[str, ...] | list[str])
     return identity
 
 
-def render(refusal: Refusal, realm: str = "api", authenticator: Authenticator | None = None) -> Answer:
+def render(
+    refusal: Refusal,
+    realm: str = "api",
+    authenticator: Authenticator | None = None,
+    request: RequestView | None = None,
+) -> Answer:
     """The middleware's own answer when its Authenticator is known (realm, DPoP challenge,
-    stripped body all follow its Config); else a Bearer challenge in ``realm``."""
+    stripped body and the ``on_refusal`` body all follow its Config); else a Bearer challenge
+    in ``realm`` with the default body."""
     if authenticator is not None:
-        return authenticator.render(refusal)
+        return authenticator.render(refusal, request)
     return render_challenge(refusal, realm=realm)
+
+
+async def arender(
+    refusal: Refusal,
+    realm: str = "api",
+    authenticator: Authenticator | None = None,
+    request: RequestView | None = None,
+) -> Answer:
+    """The async twin of :func:`render` (an async ``on_refusal`` is awaited)."""
+    if authenticator is not None:
+        return await authenticator.arender(refusal, request)
+    return render_challenge(refusal, realm=realm)
+
+
+def challenge(refusal: Refusal, realm: str = "api", authenticator: Authenticator | None = None) -> Answer:
+    """:func:`render` without ``on_refusal``: the status and headers every body comes with."""
+    if authenticator is not None:
+        return authenticator.challenge(refusal)
+    return render_challenge(refusal, realm=realm)
+
+
+def asgi_view(scope: Mapping[str, Any]) -> RequestView | None:
+    """The refused request for ``on_refusal``, from an ASGI scope (None: a path with no single
+    meaning, which the middleware refused before any helper could run)."""
+    try:
+        return RequestView.from_asgi(scope)  # type: ignore[arg-type]
+    except InvalidRequest:
+        return None
+
+
+def wsgi_view(environ: Mapping[str, Any]) -> RequestView | None:
+    """The refused request for ``on_refusal``, from a WSGI environ (None as for :func:`asgi_view`)."""
+    from ..wsgi import request_from_environ
+
+    try:
+        return request_from_environ(environ)  # type: ignore[arg-type]
+    except InvalidRequest:
+        return None
 
 
 def header_dict(headers: list[tuple[str, str]]) -> dict[str, str]:

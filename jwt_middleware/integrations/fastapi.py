@@ -4,29 +4,32 @@ Wrap the app with :class:`~jwt_middleware.JWTMiddleware` (it decides); these dep
 its decision from ``request.scope["jwt_middleware.identity"]`` and add per-endpoint scope checks::
 
     api = FastAPI()
-    api.add_exception_handler(Refused, refusal_handler)      # refusals get the middleware's body
 
     @api.get("/me")
     async def me(identity: Identity = Depends(jwt_identity)): ...
 
+    @api.get("/items")
+    async def items(identity: Identity = Depends(require_scopes("read"))): ...
+
     @api.delete("/items/{id}")                               # FastAPI's own idiom
     async def delete(identity: Identity = Security(jwt_identity, scopes=["items:delete"])): ...
 
-    @api.get("/items")
-    async def items(identity: Identity = Depends(RequireScopes("read"))): ...
-
     auth = Authenticator(Config(..., rules=(*docs_rules(api), ...)))   # /docs, /redoc, /openapi.json public
-    application = JWTMiddleware(api, auth)
+    application = JWTMiddleware(api, auth)       # or api.add_middleware(JWTMiddleware, authenticator=auth)
 
-Every scope counts: the ones given to :class:`RequireScopes` and every ``Security(...,
+Every scope counts: the ones given to :func:`require_scopes` and every ``Security(...,
 scopes=[...])`` on the way from the endpoint to the dependency (FastAPI gathers them into
 ``SecurityScopes``). A missing one is a 403 ``insufficient_scope``. The operations list them in
 OpenAPI (``security: [{"bearerAuth": ["items:delete"]}]``), and the document's
 ``components.securitySchemes.bearerAuth`` is ``{"type": "http", "scheme": "bearer",
 "bearerFormat": "JWT"}``, so ``/docs`` offers the "Authorize" button.
 
-Pass ``authenticator=`` to answer with exactly the middleware's challenge (its realm, a DPoP
-challenge next to Bearer); without it the challenge is ``Bearer realm="api"``.
+A dependency's refusal is a :class:`Refused`; JWTMiddleware registers the handler that answers
+it exactly as the middleware answers its own (status, challenge, the body ``Config.on_refusal``
+shapes), with no ``add_exception_handler`` of yours. To answer refusals with FastAPI's own
+error handling instead, register your handler for ``Refused``
+(``api.add_exception_handler(Refused, handler)``): the app's own handler wins. ``exc.refusal``
+is the Refusal, ``exc.headers`` the challenge to keep.
 """
 
 from __future__ import annotations
@@ -34,58 +37,29 @@ from __future__ import annotations
 import inspect
 from typing import Final
 
-from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi import FastAPI, Request, Security
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
-from starlette.responses import Response
 
 from ..asgi import IDENTITY_KEY
 from ..authenticator import Authenticator
-from ..challenge import Answer
 from ..config import Rule
 from ..errors import ConfigError, Refusal
 from ..identity import Identity
-from ._refuse import check_scopes, docs_rule, header_dict, render, scope_tokens
+from ._refuse import check_scopes, docs_rule, scope_tokens
+from .starlette import Refused, refusal_handler
 
-__all__ = [
-    "JWTBearer",
-    "Refused",
-    "RequireScopes",
-    "docs_rules",
-    "jwt_identity",
-    "refusal_handler",
-    "require_scopes",
-]
+__all__ = ["Refused", "docs_rules", "jwt_identity", "refusal_handler", "require_scopes"]
 
 #: FastAPI serves its documentation routes (``FastAPI.setup``) for GET, and so for HEAD
 _DOCS_METHODS: Final = ("GET", "HEAD")
 
 
-class Refused(HTTPException):
-    """A dependency's refusal. FastAPI's own handler answers its status and ``WWW-Authenticate``;
-    :func:`refusal_handler` answers the middleware's whole response (body included)."""
-
-    def __init__(self, refusal: Refusal, answer: Answer) -> None:
-        super().__init__(answer[0], detail=refusal.description, headers=header_dict(answer[1]))
-        self.answer = answer
-
-
-async def refusal_handler(request: Request, exc: Exception) -> Response:
-    """The exact answer the middleware would send (status, every header, JSON body) for a
-    :class:`Refused`: ``api.add_exception_handler(Refused, refusal_handler)``."""
-    if not isinstance(exc, Refused):
-        raise exc
-    status, headers, body = exc.answer
-    response = Response(body, status_code=status)
-    response.raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-    return response
-
-
 class _BearerScheme(SecurityBase):
     """The ``bearerAuth`` scheme: the Identity holding every scope FastAPI gathered for it."""
 
-    def __init__(self, realm: str, authenticator: Authenticator | None, scheme_name: str) -> None:
+    def __init__(self, realm: str | None, authenticator: Authenticator | None, scheme_name: str) -> None:
         self.model = HTTPBearerModel(bearerFormat="JWT", description="JWT access token")
         self.scheme_name = scheme_name
         self.realm = realm
@@ -96,24 +70,13 @@ class _BearerScheme(SecurityBase):
         try:
             return check_scopes(request.scope.get(IDENTITY_KEY), security_scopes.scopes)
         except Refusal as refusal:
-            raise Refused(refusal, render(refusal, self.realm, self.authenticator)) from None
+            raise Refused(refusal, authenticator=self.authenticator, realm=self.realm) from None
 
 
-class RequireScopes:
-    """A dependency returning the Identity that holds every one of ``scopes``, and every scope of
-    the ``Security(..., scopes=[...])`` declarations that lead to it.
-
-    Listed in OpenAPI as ``bearerAuth`` (HTTP bearer, format JWT) with those scopes. Raises
-    :class:`Refused` 401 (no identity: an optional route's anonymous caller) or 403
-    (``insufficient_scope``, RFC 6750 §3.1), with the ``WWW-Authenticate`` the middleware would
-    send (several challenges joined into one value, RFC 9110 §11.6.1).
-
-    :param scopes: every scope the token must grant (none: any valid token)
-    :param realm: the challenge's realm when no ``authenticator`` is given (default ``"api"``)
-    :param authenticator: answer exactly as this Authenticator's middleware would
-    :param scheme_name: the key in ``components.securitySchemes``
-    :raises ConfigError: a scope that is not one scope token (RFC 6749 §3.3), e.g. ``"a b"``; a
-        ``realm`` other than the ``authenticator``'s, which would go unused
+class ScopesDependency:
+    """The dependency :func:`require_scopes` returns (and :data:`jwt_identity` is): the Identity
+    holding every one of its scopes and every scope of the ``Security(..., scopes=[...])``
+    declarations that lead to it. Importable for annotations; build it with :func:`require_scopes`.
     """
 
     def __init__(
@@ -123,13 +86,13 @@ class RequireScopes:
         authenticator: Authenticator | None = None,
         scheme_name: str = "bearerAuth",
     ) -> None:
-        self.scopes = scope_tokens("RequireScopes", scopes)
+        self.scopes = scope_tokens("require_scopes", scopes)
         if realm is not None and authenticator is not None and realm != authenticator.config.realm:
             raise ConfigError(
-                "RequireScopes.realm: the authenticator answers with its Config.realm; pass realm= "
+                "require_scopes.realm: the authenticator answers with its Config.realm; pass realm= "
                 "or authenticator=, not both"
             )
-        self.scheme = _BearerScheme(realm or "api", authenticator, scheme_name)
+        self.scheme = _BearerScheme(realm, authenticator, scheme_name)
         # Why: FastAPI reads a dependency's parameters from its signature. Declaring the scheme
         # as a Security sub-dependency with these scopes makes FastAPI add them to the
         # SecurityScopes the scheme checks (after the scopes of every Security above) and to
@@ -144,21 +107,32 @@ class RequireScopes:
         return identity
 
 
-#: the earlier name of :class:`RequireScopes`
-JWTBearer = RequireScopes
-
 #: a dependency: the Identity of any valid token (401 for an optional route's anonymous caller);
 #: ``Security(jwt_identity, scopes=[...])`` requires those scopes
-jwt_identity = RequireScopes()
+jwt_identity = ScopesDependency()
 
 
-def require_scopes(*scopes: str, authenticator: Authenticator | None = None) -> RequireScopes:
-    """A dependency: the Identity, with all ``scopes`` (403 insufficient_scope otherwise).
+def require_scopes(
+    *scopes: str,
+    realm: str | None = None,
+    authenticator: Authenticator | None = None,
+    scheme_name: str = "bearerAuth",
+) -> ScopesDependency:
+    """A dependency: the Identity holding every one of ``scopes`` (and of the ``Security(...,
+    scopes=[...])`` declarations leading to it): ``Depends(require_scopes("read"))``.
 
-    :raises ConfigError: ``require_scopes("a b")``: list each scope, ``require_scopes("a", "b")``
+    Listed in OpenAPI as ``bearerAuth`` (HTTP bearer, format JWT) with those scopes. Refuses with
+    :class:`Refused`: 401 (no identity: an optional route's anonymous caller) or 403
+    (``insufficient_scope``, RFC 6750 §3.1), answered as the middleware answers.
+
+    :param scopes: every scope the token must grant (none: any valid token, as :data:`jwt_identity`)
+    :param realm: the challenge's realm, for an app the middleware does not wrap (default ``"api"``)
+    :param authenticator: answer as this Authenticator (default: the wrapping middleware's)
+    :param scheme_name: the key in ``components.securitySchemes``
+    :raises ConfigError: a scope that is not one scope token (RFC 6749 §3.3): list each scope,
+        ``require_scopes("a", "b")``; a ``realm`` other than the ``authenticator``'s
     """
-    scope_tokens("require_scopes", scopes)
-    return RequireScopes(*scopes, authenticator=authenticator)
+    return ScopesDependency(*scopes, realm=realm, authenticator=authenticator, scheme_name=scheme_name)
 
 
 def docs_rules(app: FastAPI) -> tuple[Rule, ...]:
@@ -181,4 +155,3 @@ def docs_rules(app: FastAPI) -> tuple[Rule, ...]:
     if app.redoc_url:
         paths.append(app.redoc_url)
     return tuple(docs_rule(path, _DOCS_METHODS) for path in paths)
-

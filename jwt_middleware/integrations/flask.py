@@ -1,4 +1,4 @@
-"""Flask: install the WSGI adapter, read the Identity, require scopes per view.
+"""Flask: wrap the app in the WSGI adapter, read the Identity and the user, require scopes per view.
 
 ::
 
@@ -13,6 +13,15 @@ Written the other way round (``@require_scopes`` above ``@app.get``), Flask woul
 bare view and the check would never run. :class:`JWTFlask` refuses that with a ConfigError: at
 the decoration when the app is installed already, at ``init_app`` for the views registered
 before it, and at the first request for blueprints registered later.
+
+A refusal of ``@require_scopes`` is a :class:`Refused` (a werkzeug ``HTTPException``) whose
+response is the middleware's answer, body shaped by ``Config.on_refusal``. Flask's error
+handling sees it: an app's ``@app.errorhandler(Refused)`` (or a catch-all for every
+``HTTPException``) answers it instead, with ``error.refusal`` and ``error.get_response()`` at
+hand; handlers for a status code (``@app.errorhandler(403)``) do not see it, so the 403 page of
+the app's HTML views is not what an API client gets. Whatever the handler returns, JWTFlask puts
+the middleware's ``WWW-Authenticate``, ``Retry-After``, ``DPoP-Nonce`` and ``Cache-Control``
+back on the response: the challenge stays the middleware's (RFC 6750 §3).
 """
 
 from __future__ import annotations
@@ -23,14 +32,23 @@ from functools import wraps
 from typing import Any, Final, TypeVar
 
 from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
 
 from ..authenticator import Authenticator
 from ..errors import ConfigError, Refusal
 from ..identity import Identity, qualified_ids
-from ..wsgi import IDENTITY_KEY, WSGIJWTMiddleware
-from ._refuse import check_scopes, render, scope_tokens
+from ..wsgi import IDENTITY_KEY, USER_KEY, WSGIJWTMiddleware
+from ._refuse import check_scopes, render, scope_tokens, wsgi_view
 
-__all__ = ["JWTFlask", "check_views", "current_identity", "current_user_id", "install", "require_scopes"]
+__all__ = [
+    "JWTFlask",
+    "Refused",
+    "check_views",
+    "current_identity",
+    "current_user",
+    "current_user_id",
+    "require_scopes",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: ``app.extensions`` key holding the installed Authenticator
@@ -39,6 +57,10 @@ EXTENSION = "jwt_middleware"
 _GUARDED: Final[weakref.WeakSet[Callable[..., Any]]] = weakref.WeakSet()
 #: the apps JWTFlask installed, whose registered views each decoration is checked against
 _APPS: Final[weakref.WeakSet[Flask]] = weakref.WeakSet()
+#: environ key: the headers of a helper's refusal that stay the middleware's own
+_REFUSED_KEY: Final = "jwt_middleware.refused_headers"
+#: what an app's error handler cannot take off a refusal (the body and its type are its own)
+_KEPT: Final = frozenset({"www-authenticate", "retry-after", "dpop-nonce", "cache-control"})
 _BARE_VIEW: Final = (
     "require_scopes: the view {endpoint!r} is registered without its scope check, so it would answer "
     "every caller; put the route decorator above it: @app.get(...), then @require_scopes(...)"
@@ -78,12 +100,50 @@ class JWTFlask:
         check_views(app)
         _APPS.add(app)
         app.before_request(_check_views_once(app))
+        app.after_request(_keep_challenge)
 
 
-def install(app: Flask, authenticator: Authenticator) -> Flask:
-    """Wrap ``app.wsgi_app`` (see :class:`JWTFlask`) and return the app."""
-    JWTFlask(app, authenticator)
-    return app
+class Refused(HTTPException):
+    """A refusal of :func:`require_scopes`; :meth:`get_response` is the middleware's answer.
+
+    ``code`` is set per refusal (401 or 403), not on the class, so Flask looks its handler up
+    by class (``@app.errorhandler(Refused)``), never by a status code's handler.
+    """
+
+    def __init__(self, refusal: Refusal, response: Response) -> None:
+        super().__init__(description=refusal.description, response=response)
+        self.code = refusal.status
+        self.refusal = refusal
+
+
+def _keep_challenge(response: Response) -> Response:
+    """An ``after_request`` hook: a helper's refusal leaves with the middleware's challenge
+    headers, whatever an error handler of the app made of its response."""
+    kept: list[tuple[str, str]] | None = request.environ.get(_REFUSED_KEY)
+    if kept is None:
+        return response
+    for name in _KEPT:
+        response.headers.pop(name, None)
+    for name, value in kept:
+        response.headers.add(name, value)
+    return response
+
+
+def current_user() -> object:
+    """The user ``Config.identity_loader`` loaded for this request (None when anonymous).
+
+    :raises RuntimeError: a verified request but no ``identity_loader`` configured (the Identity
+        is :func:`current_identity`)
+    """
+    environ = request.environ
+    if USER_KEY in environ:
+        return environ[USER_KEY]
+    if environ.get(IDENTITY_KEY) is None:
+        return None
+    raise RuntimeError(
+        "current_user: set Config(identity_loader=...) to load the app's user; "
+        "current_identity() is the token's Identity"
+    )
 
 
 def current_identity() -> Identity | None:
@@ -159,15 +219,21 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
             try:
                 check_scopes(current_identity(), required)
             except Refusal as refusal:
-                authenticator = current_app.extensions.get(EXTENSION)
-                status, headers, body = render(refusal, authenticator=authenticator)
-                return Response(body, status=status, headers=headers)
+                raise _refused(refusal) from None
             return view(*args, **kwargs)
 
         _guard(view)
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _refused(refusal: Refusal) -> Refused:
+    """The :class:`Refused` carrying the answer the installed Authenticator renders."""
+    authenticator: Authenticator | None = current_app.extensions.get(EXTENSION)
+    status, headers, body = render(refusal, authenticator=authenticator, request=wsgi_view(request.environ))
+    request.environ[_REFUSED_KEY] = [(name, value) for name, value in headers if name in _KEPT]
+    return Refused(refusal, Response(body, status=status, headers=headers))
 
 
 def _refuse_registered(view: Callable[..., Any]) -> None:

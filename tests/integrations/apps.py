@@ -46,7 +46,7 @@ def fastapi_app() -> Any:
     from fastapi import Depends, FastAPI
 
     from jwt_middleware import Identity
-    from jwt_middleware.integrations.fastapi import RequireScopes, jwt_identity
+    from jwt_middleware.integrations.fastapi import jwt_identity, require_scopes
 
     app = FastAPI()
 
@@ -55,7 +55,7 @@ def fastapi_app() -> Any:
         return {"sub": identity.subject}
 
     @app.get("/admin")
-    async def admin(identity: Identity = Depends(RequireScopes("admin"))) -> dict[str, Any]:
+    async def admin(identity: Identity = Depends(require_scopes("admin"))) -> dict[str, Any]:
         return {"sub": identity.subject}
 
     @app.get("/public")

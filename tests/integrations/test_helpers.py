@@ -49,12 +49,12 @@ def test_rule_reference_is_an_insufficient_scope_challenge() -> None:
 def test_fastapi_scope_dependency_answers_like_a_rule_in_the_middleware() -> None:
     from fastapi import Depends, FastAPI
 
-    from jwt_middleware.integrations.fastapi import RequireScopes
+    from jwt_middleware.integrations.fastapi import require_scopes
 
     api = FastAPI()
 
     @api.get("/reports")  # no Rule: only the dependency checks the scope
-    async def reports(identity: Identity = Depends(RequireScopes("admin", authenticator=apps.AUTH))) -> str:
+    async def reports(identity: Identity = Depends(require_scopes("admin", authenticator=apps.AUTH))) -> str:
         return identity.subject or ""
 
     app = JWTMiddleware(api, apps.AUTH)

@@ -153,7 +153,7 @@ def test_helpers_given_the_authenticator_answer_exactly_like_the_middleware() ->
     def flask_view() -> str:
         return "never"
 
-    flask_helpers.install(flask, auth)
+    flask_helpers.JWTFlask(flask, auth)
 
     def joined(outcome: tuple[int, list[str]]) -> tuple[int, str]:
         return outcome[0], ", ".join(outcome[1])

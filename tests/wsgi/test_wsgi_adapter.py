@@ -158,7 +158,7 @@ def test_async_store_is_refused_under_wsgi(es256_key: Key) -> None:
 def flask_with(auth: Authenticator) -> tuple[Any, list[Any]]:
     from flask import Flask
 
-    from jwt_middleware.integrations.flask import current_identity, install
+    from jwt_middleware.integrations.flask import JWTFlask, current_identity
 
     app = Flask(__name__)
     seen: list[Any] = []
@@ -171,7 +171,8 @@ def flask_with(auth: Authenticator) -> tuple[Any, list[Any]]:
         seen.append(caller)
         return {"sub": caller.subject if caller else None}
 
-    return install(app, auth), seen
+    JWTFlask(app, auth)
+    return app, seen
 
 
 def asgi_app(calls: list[Any]) -> Any:
@@ -247,7 +248,7 @@ def test_flask_require_scopes_answers_like_the_middleware(es256_key: Key, clock:
     """The decorator's refusal on an optional route uses the installed Authenticator's realm."""
     from flask import Flask
 
-    from jwt_middleware.integrations.flask import install, require_scopes
+    from jwt_middleware.integrations.flask import JWTFlask, require_scopes
 
     auth = Authenticator(Config(
         issuers=[Issuer(ISSUER, algorithms=("ES256",), keys=StaticKeys(public_jwks(es256_key)))],
@@ -260,7 +261,7 @@ def test_flask_require_scopes_answers_like_the_middleware(es256_key: Key, clock:
     def view() -> str:
         return "never"
 
-    install(app, auth)
+    JWTFlask(app, auth)
     good = mint(es256_key, issuer=ISSUER, now=clock.now)
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="https://api.test") as client:
         anonymous = client.get("/open")
