@@ -2,93 +2,46 @@
 
 ``settings.JWT_MIDDLEWARE_AUTHENTICATOR`` names the Authenticator (an object or a dotted path).
 Refused requests get the same status, ``WWW-Authenticate`` and body as the ASGI/WSGI adapters,
-and so do views under ``@require_scopes(...)``. Django's own ``permission_required`` works too
-(a scope is a permission name), with Django's answers: a login redirect or a plain 403.
+and so do views under ``@require_scopes(...)``; ``Config.on_refusal`` shapes every body. Django's
+own ``permission_required`` works too (a scope is a permission name), with Django's answers: a
+login redirect or a plain 403.
+
+``request.user`` is a :class:`JWTUser` for a verified token, or what ``Config.identity_loader``
+loaded (:class:`~jwt_middleware.integrations.django_users.UserModelLoader`: Django's user
+model); without a token, Django's ``AnonymousUser`` (ours when ``django.contrib.auth`` is not
+installed). A request whose token came in the ``Authorization`` header is exempt from
+``CsrfViewMiddleware``, as DRF exempts it; a cookie-borne token is not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
-from django.utils.module_loading import import_string
 
 from ..asgi import _rewrite as _rewrite_scope
 from ..audit import record_decision
-from ..authenticator import Authenticator
 from ..challenge import Answer
+from ..config import HeaderSource
 from ..core.canonical import NonCanonicalPath, canonical_path, require_canonical
+from ..core.extract import token_from_authorization
 from ..core.pipeline import Trace
 from ..errors import InvalidRequest, Refusal
+from ..hooks import prepare_hook
 from ..identity import Identity, qualified_ids
 from ..request import RequestView
 from ..wsgi import _rewrite as _rewrite_environ
 from ..wsgi import request_from_environ
 from ._refuse import check_scopes, scope_tokens
+from .django_config import authenticator_from_settings, check_middleware_order
+from .django_users import JWTUser, anonymous_user_class, check_identity_loader
 
 __all__ = ["JWTAuthenticationMiddleware", "JWTUser", "require_scopes"]
 
 V = TypeVar("V", bound=Callable[..., Any])
-
-
-class JWTUser:
-    """``request.user`` for a verified token (duck-types Django's user for auth checks).
-
-    ``identity`` (and ``username``, ``pk``) is the user id (:meth:`Identity.user_id`): the bare
-    subject with one trusted issuer, the issuer-qualified one with several; ``principal`` the
-    whole Identity. A new JWTUser per request; the Identity it holds is shared and read-only.
-
-    :param principal: the verified Identity
-    :param qualified: use the issuer-qualified id (:func:`~jwt_middleware.identity.qualified_ids`)
-    """
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-
-    def __init__(self, principal: Identity, qualified: bool = False) -> None:
-        self.principal = principal
-        self.identity = self.username = principal.user_id(qualified)
-        self.pk = self.id = self.identity or None
-
-    def get_username(self) -> str:
-        return self.username
-
-    def has_perm(self, perm: str, obj: Any = None) -> bool:
-        """A Django permission name is granted when the token carries it as a scope.
-
-        Never for one object (``obj``): a scope grants an action on every object, so it says
-        nothing about this one; like Django's ModelBackend, False. Check ownership in the view.
-        """
-        return obj is None and perm in self.principal.scopes
-
-    def has_perms(self, perms: Iterable[str], obj: Any = None) -> bool:
-        """Every permission of ``perms`` (:meth:`has_perm`).
-
-        :raises ValueError: ``perms`` is one string, as Django's own ``User.has_perms`` does
-            (it would otherwise be read letter by letter)
-        """
-        if isinstance(perms, str):
-            raise ValueError("has_perms: perms must be an iterable of permission names, e.g. ['app.view']")
-        return obj is None and self.principal.scopes.issuperset(perms)
-
-    def has_module_perms(self, app_label: str) -> bool:
-        return any(scope.startswith(app_label + ".") for scope in self.principal.scopes)
-
-    def __str__(self) -> str:
-        return self.username
-
-
-def _authenticator() -> Authenticator:
-    value = settings.JWT_MIDDLEWARE_AUTHENTICATOR
-    return import_string(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
 
 
 def _view(request: HttpRequest) -> RequestView:
@@ -107,7 +60,7 @@ def _view(request: HttpRequest) -> RequestView:
     """
     scope = getattr(request, "scope", None)
     if isinstance(scope, dict) and "headers" in scope:
-        view = RequestView.from_asgi(scope)
+        view = RequestView.from_asgi(_bytes_query(scope))
     else:
         view = request_from_environ(_environ(request))
     path_info = request.path_info
@@ -115,6 +68,16 @@ def _view(request: HttpRequest) -> RequestView:
         view.path = require_canonical(path_info)
         view.root_path = request.META.get("SCRIPT_NAME") or ""
     return view
+
+
+def _bytes_query(scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope with its query string as bytes, as ASGI defines it.
+
+    Why: Django's ``AsyncClient`` puts the text of the query there (``ASGIRequest`` accepts
+    both), and the extractor reads bytes; a copy, so the app's scope stays as it came.
+    """
+    query = scope.get("query_string")
+    return {**scope, "query_string": query.encode()} if isinstance(query, str) else scope
 
 
 def _environ(request: HttpRequest) -> dict[str, Any]:
@@ -155,23 +118,38 @@ def _rewrite_request(request: HttpRequest, canonical: str) -> None:
 
 
 class JWTAuthenticationMiddleware:
-    """Decide each request before the view; refuse it, or set ``request.user`` and
+    """Decide each request before the view; refuse it, or set ``request.user`` (and
+    ``request.auser``, which Django's async ``login_required`` awaits) and
     ``request.jwt_identity`` (None when anonymous).
 
     Runs sync under WSGI and async under ASGI (Django picks by ``get_response``); each mode
     checks its store suits it, as the ASGI/WSGI adapters do.
+
+    :raises ImproperlyConfigured: at construction (Django builds the chain when it loads its
+        handler): ``JWT_MIDDLEWARE_AUTHENTICATOR`` missing or not an Authenticator, Django's
+        ``AuthenticationMiddleware`` below this one in MIDDLEWARE, a ``UserModelLoader`` that
+        cannot resolve users
     """
 
     sync_capable = True
     async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        check_middleware_order()
         self.get_response = get_response
-        self.authenticator = _authenticator()
+        self.authenticator = authenticator = authenticator_from_settings()
+        config = authenticator.config
         self._async = iscoroutinefunction(get_response)
-        self.authenticator.check_driver("asgi" if self._async else "wsgi")
-        self._qualified = qualified_ids(self.authenticator.config)
-        self._rewrite = self.authenticator.config.path_normalization == "rewrite"
+        authenticator.check_driver("asgi" if self._async else "wsgi")
+        check_identity_loader(config)
+        self._qualified = qualified_ids(config)
+        self._rewrite = config.path_normalization == "rewrite"
+        self._anonymous = anonymous_user_class()
+        self._loads_users = authenticator.loads_users
+        loader = prepare_hook("identity_loader", config.identity_loader)
+        self._loader_is_async = loader is not None and loader.is_async
+        #: a token this config takes from the Authorization header (CSRF-exempt, see _attach)
+        self._header_tokens = any(isinstance(source, HeaderSource) for source in config.sources)
         if self._async:
             markcoroutinefunction(self)
 
@@ -180,25 +158,52 @@ class JWTAuthenticationMiddleware:
             return self.__acall__(request)
         view = self._path_view(request)
         if isinstance(view, InvalidRequest):
-            return self._refuse(view)
+            return _response(self.authenticator.render(view))
         try:
             identity = self.authenticator.authenticate(view)
+            user = self._user(identity)
         except Refusal as refusal:
-            return self._refuse(refusal)
-        self._attach(request, identity)
+            return _response(self.authenticator.render(refusal, view))
+        self._attach(request, view, identity, user)
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         view = self._path_view(request)
         if isinstance(view, InvalidRequest):
-            return self._refuse(view)
+            return _response(await self.authenticator.arender(view))
         try:
             identity = await self.authenticator.aauthenticate(view)
+            user = await self._auser(identity)
         except Refusal as refusal:
-            return self._refuse(refusal)
-        self._attach(request, identity)
+            return _response(await self.authenticator.arender(refusal, view))
+        self._attach(request, view, identity, user)
         response: Awaitable[HttpResponse] = self.get_response(request)
         return await response
+
+    def _user(self, identity: Identity | None) -> object:
+        """``request.user``: anonymous, the loaded user, or the token's own :class:`JWTUser`.
+
+        :raises Refusal: the identity loader found no user, or refused it
+        """
+        if identity is None:
+            return self._anonymous()
+        if self._loads_users:
+            return self.authenticator.load_user(identity)
+        return JWTUser(identity, self._qualified)
+
+    async def _auser(self, identity: Identity | None) -> object:
+        """:meth:`_user` in async mode.
+
+        Why a sync loader goes through ``sync_to_async``: Django's ORM refuses to run in the
+        event loop (``SynchronousOnlyOperation``), and Django itself runs sync views and
+        middleware under ASGI this way, in the thread it keeps for the request's sync code
+        (where its database connections are opened and closed).
+        """
+        if identity is None or not self._loads_users:
+            return self._user(identity)
+        if self._loader_is_async:
+            return await self.authenticator.aload_user(identity)
+        return await sync_to_async(self.authenticator.load_user)(identity)
 
     def _path_view(self, request: HttpRequest) -> RequestView | InvalidRequest:
         """The view to decide on, or the refusal of a path that is not canonical (400).
@@ -226,12 +231,47 @@ class JWTAuthenticationMiddleware:
         except InvalidRequest as again:  # a script prefix that is itself ambiguous
             return again
 
-    def _attach(self, request: HttpRequest, identity: Identity | None) -> None:
-        request.user = JWTUser(identity, self._qualified) if identity is not None else AnonymousUser()
+    def _attach(
+        self, request: HttpRequest, view: RequestView, identity: Identity | None, user: object
+    ) -> None:
+        request.user = user
+        request.auser = _awaitable(user)
         request.jwt_identity = identity
+        if identity is not None and self._header_tokens and _token_in_authorization(view):
+            # Why exempt: a cross-site form or fetch cannot set Authorization (a browser sends
+            # it on its own only for Basic/Digest, and cross-origin only after a CORS
+            # preflight), so a request carrying its own bearer token is no forged request;
+            # DRF exempts every non-session authentication the same way. Django's CSRF
+            # middleware reads this flag (CsrfViewMiddleware.process_view) after the
+            # csrf_exempt and safe-method checks and before it could reject.
+            # Why this proves where the token came from: the extractor accepts several
+            # sources only when they carry the same token (else 400), so with a Bearer/DPoP
+            # token in the header, the verified token is that one; a cookie-only config
+            # ignores the header, and a cookie-borne token is the browser's ambient
+            # credential, which CSRF protection exists for.
+            request._dont_enforce_csrf_checks = True
 
-    def _refuse(self, refusal: Refusal) -> HttpResponse:
-        return _response(self.authenticator.render(refusal))
+
+def _awaitable(user: object) -> Callable[[], Awaitable[object]]:
+    """``request.auser``: Django's async twin of ``request.user`` (what ``login_required``
+    awaits around an async view), answering the user this middleware decided."""
+
+    async def auser() -> object:
+        return user
+
+    return auser
+
+
+def _token_in_authorization(view: RequestView) -> bool:
+    """Whether the one Authorization header carries a Bearer or DPoP token (RFC 6750 §2.1,
+    RFC 9449 §7.1): ``Basic`` and other schemes, which a browser may send on its own, do not."""
+    values = [value for name, value in view.headers if name == b"authorization"]
+    if len(values) != 1:
+        return False
+    try:
+        return token_from_authorization(values[0]) is not None
+    except InvalidRequest:
+        return False
 
 
 def _response(answer: Answer) -> HttpResponse:
@@ -261,25 +301,37 @@ def require_scopes(*scopes: str) -> Callable[[V], V]:
 
             @wraps(view)
             async def awrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                refused = _refusal(request, required)
-                return refused if refused is not None else await view(request, *args, **kwargs)
+                refusal = _missing(request, required)
+                if refusal is None:
+                    return await view(request, *args, **kwargs)
+                return _response(await authenticator_from_settings().arender(refusal, _view_or_none(request)))
 
             return awrapper  # type: ignore[return-value]
 
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            refused = _refusal(request, required)
-            return refused if refused is not None else view(request, *args, **kwargs)
+            refusal = _missing(request, required)
+            if refusal is None:
+                return view(request, *args, **kwargs)
+            return _response(authenticator_from_settings().render(refusal, _view_or_none(request)))
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
 
 
-def _refusal(request: HttpRequest, required: tuple[str, ...]) -> HttpResponse | None:
-    """The answer refusing ``request``, or None when its identity holds ``required``."""
+def _missing(request: HttpRequest, required: tuple[str, ...]) -> Refusal | None:
+    """The refusal of ``request``, or None when its identity holds ``required``."""
     try:
         check_scopes(getattr(request, "jwt_identity", None), required)
     except Refusal as refusal:
-        return _response(_authenticator().render(refusal))
+        return refusal
     return None
+
+
+def _view_or_none(request: HttpRequest) -> RequestView | None:
+    """The request's view for ``on_refusal``; None for a path the middleware would not judge."""
+    try:
+        return _view(request)
+    except InvalidRequest:
+        return None
