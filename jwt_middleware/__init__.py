@@ -2,11 +2,13 @@
 
 import logging as _logging
 
+from ._version import __version__ as __version__
 from .asgi import JWTMiddleware
 from .authenticator import Authenticator
 from .config import Config, CookieSource, DPoPSettings, HeaderSource, Issuer, KeyPolicy, Rule
 from .errors import (
     AuthError,
+    ClaimsRejected,
     ConfigError,
     DPoPBindingMismatch,
     DPoPRequired,
@@ -24,10 +26,12 @@ from .errors import (
     Unavailable,
     UseDPoPNonce,
 )
+from .hooks import RefusalBody
 from .identity import Identity
 from .keys.sources import JWKSFile, JWKSUrl, OIDCDiscovery, SharedSecret, StaticKeys
 from .proxies import TrustedProxies
 from .request import RequestView
+from .warmup import IssuerWarmup, WarmupError
 from .wsgi import WSGIJWTMiddleware
 
 __all__ = [
@@ -35,6 +39,7 @@ __all__ = [
     "AuthError",
     # the decision and its adapters
     "Authenticator",
+    "ClaimsRejected",
     # configuration
     "Config",
     "ConfigError",
@@ -50,6 +55,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidToken",
     "Issuer",
+    "IssuerWarmup",
     "JWKSFile",
     "JWKSUrl",
     "JWTMiddleware",
@@ -59,6 +65,7 @@ __all__ = [
     "OIDCDiscovery",
     "RateLimited",
     "Refusal",
+    "RefusalBody",
     "RequestView",
     "Rule",
     "SharedSecret",
@@ -69,6 +76,7 @@ __all__ = [
     "Unavailable",
     "UseDPoPNonce",
     "WSGIJWTMiddleware",
+    "WarmupError",
 ]
 
 # A library logs but never configures logging: without a handler of the app's, stay silent.

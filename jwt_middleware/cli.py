@@ -432,10 +432,22 @@ def _import_jwk(text: str, path: str) -> Key:
 
 
 # --- demo ----------------------------------------------------------------------------------
+DEMO_NEEDS_SERVER: Final = (
+    "the demo needs starlette and uvicorn: pip install 'asgi-wsgi-jwt-guard[server]' "
+    "(from a checkout: pip install '.[server]')"
+)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError("--port: use 0..65535")
-    from .demo import run_demo
+    try:
+        from .demo import run_demo
+    except ModuleNotFoundError as missing:  # the demo is a Starlette app behind JWTMiddleware
+        if missing.name != "starlette":
+            raise
+        _note(DEMO_NEEDS_SERVER)
+        return 2
 
     return run_demo(host=args.host, port=args.port)
 

@@ -1,16 +1,32 @@
-"""Starlette-compatible ``scope["user"]`` and ``scope["auth"]`` for a verified Identity."""
+"""Starlette-compatible ``scope["user"]`` and ``scope["auth"]`` for a verified Identity.
+
+The one module of the ASGI side that needs starlette (the ``asgi`` extra): its classes subclass
+Starlette's own, so ``starlette.authentication.requires`` and ``has_required_scope`` read them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Final, NoReturn
 
-from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
-
 from .config import Config
 from .identity import Identity, qualified_ids
 
-__all__ = ["JWTCredentials", "JWTUser", "anonymous", "starlette_pair"]
+#: what an ASGI user without starlette is told, instead of a bare "No module named 'starlette'"
+NEEDS_STARLETTE: Final = (
+    "JWTMiddleware (the ASGI adapter) sets Starlette's own request.user and request.auth types "
+    "and needs starlette: pip install 'asgi-wsgi-jwt-guard[asgi]' (WSGIJWTMiddleware, Flask and "
+    "Django under WSGI, and the jwt-middleware CLI's verify need no starlette)"
+)
+
+try:
+    from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+except ModuleNotFoundError as missing:
+    if missing.name != "starlette":  # starlette is there, something it imports is not
+        raise
+    raise ModuleNotFoundError(NEEDS_STARLETTE, name="starlette") from missing
+
+__all__ = ["NEEDS_STARLETTE", "JWTCredentials", "JWTUser", "anonymous", "starlette_pair"]
 
 # Why read-only: the middleware keeps one (user, credentials) pair per cached Identity, so every
 # request with the same token is handed the same two objects; a handler that appended a scope

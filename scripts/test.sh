@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v curl >/dev/null 2>&1 || missing+=(curl)  # the README and examples/README shell blocks (tests/test_readme.py)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]} with apt-get"
@@ -19,8 +20,10 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# The upgrade also brings `pip install --group` (PEP 735 dependency groups: pip >= 25.1).
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test,redis,server,fastapi,flask,django,litestar,bench]' gunicorn flask-jwt-extended playwright pytest-randomly
+.venv/bin/python -m pip install -q -e '.[asgi,redis,server,fastapi,flask,django,litestar]' \
+  --group test --group lint --group bench gunicorn flask-jwt-extended
 
 # atheris builds from source on some machines; its harness test skips when it is absent.
 .venv/bin/python -m pip install -q atheris >/dev/null 2>&1 || echo "atheris unavailable; the atheris harness test will skip"
@@ -67,7 +70,9 @@ for version in 3.12 3.13; do
   fi
   venv=".venv-$version"
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q -e '.[test-core,fastapi,flask,django,litestar]'
+  # A new venv's pip is the one its Python bundles (3.12.1: 23.2), too old for --group.
+  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$venv/bin/python" -m pip install -q -e '.[fastapi,flask,django,litestar]' --group test-core
   echo "== pytest ($("$venv/bin/python" -V), random order): tests/core tests/attacks tests/integrations"
   run_pytest "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/core tests/attacks tests/integrations || failed=1
 done
