@@ -10,7 +10,6 @@ import base64
 import io
 import json
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -906,22 +905,3 @@ def test_config_file_key_mistakes_name_the_issuer_table(inproc: Cli, tmp_path: P
     path = write_toml(tmp_path, f'audience = "api"\n{ISSUER_TABLE}hs_secret_env = "X"\n{second}')
     result = inproc("verify", "--config", path, token(key))
     assert "[[issuer]] #1 jwks and hs_secret_env: give one source of keys" in result.err
-
-
-# --- the README's "Command line" blocks run as written -------------------------------------
-def test_readme_command_line_blocks_run_as_written(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    start = readme.index("\n## Command line\n")
-    section = readme[start : readme.index("\n## ", start + 1)]
-    blocks = re.findall(r"^```sh\n(.*?)^```$", section, flags=re.MULTILINE | re.DOTALL)
-    assert len(blocks) == 4
-    script = "set -eu\n" + "\n".join(blocks)
-    bin_dir = str(Path(sys.executable).parent)
-    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}, check=False)
-    assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert [line["valid"] for line in lines] == [True, True, True, True, False]
-    assert lines[0]["claims"]["sub"] == "user" and lines[0]["claims"]["scope"] == "read"
-    assert lines[-1]["reason"] == "invalid_audience" and "unverified" in lines[-1]["explain"]
-    assert done.stdout.strip().endswith("refused: exit 1")
