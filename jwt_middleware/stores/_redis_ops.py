@@ -17,15 +17,19 @@ __all__ = [
     "DEFAULT_NONCE_PREFIX",
     "DEFAULT_TIMEOUT",
     "MAX_KEY_BYTES",
+    "MAX_REPLICA_ACKS",
     "MIN_RETENTION_MS",
     "NonceSet",
+    "acknowledged",
     "attempt_bound",
     "check_prefix",
+    "check_replica_acks",
     "check_timeout",
     "key_name",
     "nonce_set",
     "parse_set_reply",
     "retry_fits",
+    "wait_ms",
 ]
 
 DEFAULT_NONCE_PREFIX: Final = "jwtmw:nonce:"
@@ -39,6 +43,8 @@ MIN_RETENTION_MS: Final = 1000
 DEFAULT_TIMEOUT: Final = 0.25
 #: Longest timeout accepted (seconds): past this a stalled Redis holds requests too long to matter.
 MAX_TIMEOUT: Final = 30.0
+#: Most replicas a use may be made to wait for (Redis WAIT); more is a typo, not a topology.
+MAX_REPLICA_ACKS: Final = 16
 _HASHED: Final = "h:"
 _TIMEOUT_FIX: Final = "use a positive number of seconds up to 30, e.g. 0.25"
 
@@ -70,6 +76,17 @@ def check_timeout(owner: str, timeout: float) -> float:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
         raise ConfigError(f"{owner}.timeout: {_TIMEOUT_FIX}")
     return float(timeout)
+
+
+def check_replica_acks(owner: str, replica_acks: int) -> int:
+    """:raises ConfigError: a count of replicas that is not a whole number in 0..16"""
+    whole = isinstance(replica_acks, int) and not isinstance(replica_acks, bool)
+    if not whole or not 0 <= replica_acks <= MAX_REPLICA_ACKS:
+        raise ConfigError(
+            f"{owner}.replica_acks: use 0 (the master's reply suffices) or the number of replicas "
+            f"that must confirm each use, up to {MAX_REPLICA_ACKS}, e.g. 1"
+        )
+    return replica_acks
 
 
 def attempt_bound(
@@ -106,6 +123,28 @@ def attempt_bound(
 def retry_fits(elapsed: float, bound: float, timeout: float) -> bool:
     """Whether a second attempt that may take ``bound`` still ends within ``timeout``."""
     return elapsed + bound <= timeout
+
+
+def wait_ms(read_timeout: float) -> int:
+    """How long ``WAIT`` may block (ms): half the read timeout, at least 1.
+
+    Half, so that its reply arrives before the client's read timeout cuts the read off; never
+    0, which would make ``WAIT`` block forever.
+    """
+    return max(1, math.floor(read_timeout * 500))
+
+
+def acknowledged(reply: object, acked: object, wanted: int) -> object:
+    """``reply`` (of the SET) once ``WAIT`` says ``wanted`` replicas hold it.
+
+    :raises StoreError: fewer replicas confirmed it in time: the use may not survive a
+        failover, so it must not count as a first use (the request gets 503)
+    """
+    if isinstance(acked, bool) or not isinstance(acked, int):
+        raise StoreError(f"unexpected reply to WAIT: {type(acked).__name__}")
+    if acked < wanted:
+        raise StoreError(f"{acked} of {wanted} replicas confirmed the use in time")
+    return reply
 
 
 def key_name(prefix: str, key: str) -> str:
