@@ -39,7 +39,7 @@ _MAX_KID: Final = 256
 _BAD_SIGNATURE: Final = "The access token signature is invalid"
 #: header ``typ`` values of JWTs that are never access tokens (RFC 9449, RFC 8417, OIDC logout)
 _NEVER_ACCESS_TYP: Final = frozenset(
-    {"dpop+jwt", "secevent+jwt", "logout+jwt", "refresh+jwt", "id_token+jwt"}
+    {"dpop+jwt", "secevent+jwt", "logout+jwt", "refresh+jwt", "id_token+jwt", "statuslist+jwt"}
 )
 #: payload markers that real IdPs put on ID and refresh tokens (Keycloak ``typ``, Cognito ``token_use``)
 _NEVER_ACCESS_CLAIM: Final = {

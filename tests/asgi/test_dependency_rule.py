@@ -111,12 +111,13 @@ def _all_files() -> list[Path]:
 
 def test_only_keys_fetch_imports_an_http_client() -> None:
     importers = {module_name(p) for p in _all_files() if any(is_within(n, HTTP_CLIENTS) for n in imports_of(p))}
-    assert importers <= {f"{ROOT}.keys.fetch"}, importers
+    # the key sets' fetch, and the Token Status Lists' (revocation), each with its caps and timeouts
+    assert importers <= {f"{ROOT}.keys.fetch", f"{ROOT}.revocation.status_list_fetch"}, importers
 
 
 def test_only_the_redis_store_imports_redis() -> None:
     importers = {module_name(p) for p in _all_files() if any(is_within(n, ("redis",)) for n in imports_of(p))}
-    assert importers <= {f"{ROOT}.stores.redis"}, importers
+    assert importers <= {f"{ROOT}.stores.redis", f"{ROOT}.revocation.redis"}, importers
 
 
 def test_walker_resolves_relative_and_function_level_imports() -> None:

@@ -1,0 +1,509 @@
+"""The draft's own test vectors (draft-ietf-oauth-status-list, §4.1, §4.2, §5.1, §8.2, Appendix
+"Test vectors for Status List encoding"), copied exactly as the draft gives them.
+
+Source: github.com/oauth-wg/draft-ietf-oauth-status-list, draft-ietf-oauth-status-list.md and
+examples/*.md at commit 2fb61cd (the -20 text). "All values that are not mentioned ... can be
+assumed to be 0 (VALID). All examples are initialized with a size of 2^20 entries."
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from joserfc.jwk import ECKey
+
+from jwt_middleware.errors import InvalidToken
+from jwt_middleware.revocation.status_list import (
+    StatusListRules,
+    StatusReference,
+    check_token_status,
+    decode_status_list,
+    read_status_list_token,
+    reference_of,
+)
+from tests.revocation.test_status_list_support import byte_array, joserfc_verifier
+
+# --- §4.1: 16 entries, bits = 1 --------------------------------------------------------------
+SMALL_1_STATUSES = [1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1]
+SMALL_1_BYTES = bytes([0xB9, 0xA3])
+SMALL_1_COMPRESSED_HEX = "78dadbb918000217015d"
+SMALL_1_LST = "eNrbuRgAAhcBXQ"
+
+# --- §4.1: 12 entries, bits = 2 --------------------------------------------------------------
+SMALL_2_STATUSES = [0b01, 0b10, 0b00, 0b11, 0b00, 0b01, 0b00, 0b01, 0b01, 0b10, 0b11, 0b11]
+SMALL_2_BYTES = bytes([0xC9, 0x44, 0xF9])
+SMALL_2_COMPRESSED_HEX = "78da3be9f2130003df0207"
+SMALL_2_LST = "eNo76fITAAPfAgc"
+
+# --- §8.2: the Status List Token of the example response (examples/status_list_jwt_raw.md) ---
+DRAFT_LIST_TOKEN = (
+    "eyJhbGciOiJFUzI1NiIsImtpZCI6IjEyIiwidHlwIjoic3RhdHVzbGlzdCtqd3QifQ.e"
+    "yJleHAiOjIyOTE3MjAxNzAsImlhdCI6MTY4NjkyMDE3MCwiaXNzIjoiaHR0cHM6Ly9le"
+    "GFtcGxlLmNvbSIsInN0YXR1c19saXN0Ijp7ImJpdHMiOjEsImxzdCI6ImVOcmJ1UmdBQ"
+    "WhjQlhRIn0sInN1YiI6Imh0dHBzOi8vZXhhbXBsZS5jb20vc3RhdHVzbGlzdHMvMSIsI"
+    "nR0bCI6NDMyMDB9.2lKUUNG503R9htu4aHAYi7vjmr3sgApbfoDvPrl65N3URUO1EYqq"
+    "Ql45Jfzd-Av4QzlKa3oVALpLwOEUOq-U_g"
+)
+#: the public half of src/util.py's EXAMPLE_KEY, which signed every example token
+DRAFT_KEY = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "I3HWm_0Ds1dPMI-IWmf4mBmH-YaeAVbPVu7vB27CxXo",
+    "y": "6N_d5Elj9bs1htgV3okJKIdbHEpkgTmAluYKJemzn1M",
+    "kid": "12",
+}
+#: §6.2: the referenced token's claim
+DRAFT_REFERENCE = {"status": {"status_list": {"idx": 0, "uri": "https://example.com/statuslists/1"}}}
+
+# --- Appendix: 2^20 entries at 1, 2, 4 and 8 bits ---------------------------------------------
+# --- 1-bit
+LONG_1_LST = (
+    "eNrt3AENwCAMAEGogklACtKQPg9LugC9k_ACvreiogE"
+    "AAKkeCQAAAAAAAAAAAAAAAAAAAIBylgQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAXG9IAAAAAAAAAPwsJAAAAAAAAAAAAAAAvhsSAAAAAAAAAAA"
+    "A7KpLAAAAAAAAAAAAAAAAAAAAAJsLCQAAAAAAAAAAADjelAAAAAAAAAAAKjDMAQAAA"
+    "ACAZC8L2AEb"
+)
+LONG_1_STATUSES = {
+    0: 0b1,
+    1993: 0b1,
+    25460: 0b1,
+    159495: 0b1,
+    495669: 0b1,
+    554353: 0b1,
+    645645: 0b1,
+    723232: 0b1,
+    854545: 0b1,
+    934534: 0b1,
+    1000345: 0b1,
+}
+# --- 2-bit
+LONG_2_LST = (
+    "eNrt2zENACEQAEEuoaBABP5VIO01fCjIHTMStt9ovGV"
+    "IAAAAAABAbiEBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAEB5WwIAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAID0ugQAAAAAAAAAAAAAAAAAQG12SgAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAOCSIQEAAAAAAAAAAAAAAAAAAAAAAAD8ExIAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAwJEuAQAAAAAAAAAAAAAAAAAAAAAAAMB9S"
+    "wIAAAAAAAAAAAAAAAAAAACoYUoAAAAAAAAAAAAAAEBqH81gAQw"
+)
+LONG_2_STATUSES = {
+    0: 0b01,
+    1993: 0b10,
+    25460: 0b01,
+    159495: 0b11,
+    495669: 0b01,
+    554353: 0b01,
+    645645: 0b10,
+    723232: 0b01,
+    854545: 0b01,
+    934534: 0b10,
+    1000345: 0b11,
+}
+# --- 4-bit
+LONG_4_LST = (
+    "eNrt0EENgDAQADAIHwImkIIEJEwCUpCEBBQRHOy35Li"
+    "1EjoOQGabAgAAAAAAAAAAAAAAAAAAACC1SQEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABADrsCAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAADoxaEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIIoCgAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACArpwKAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAGhqVkAzlwIAAAAAiGVRAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAAAABx3AoAgLpVAQAAAAAAAAAAAAAAwM89rwMAAAAAAAAAA"
+    "AjsA9xMBMA"
+)
+LONG_4_STATUSES = {
+    0: 0b0001,
+    1993: 0b0010,
+    35460: 0b0011,
+    459495: 0b0100,
+    595669: 0b0101,
+    754353: 0b0110,
+    845645: 0b0111,
+    923232: 0b1000,
+    924445: 0b1001,
+    934534: 0b1010,
+    1004534: 0b1011,
+    1000345: 0b1100,
+    1030203: 0b1101,
+    1030204: 0b1110,
+    1030205: 0b1111,
+}
+# --- 8-bit
+LONG_8_LST = (
+    "eNrt0WOQM2kYhtGsbdu2bdu2bdu2bdu2bdu2jVnU1my"
+    "-SWYm6U5enFPVf7ue97orFYAo7CQBAACQuuckAABStqUEAAAAAAAAtN6wEgAE71QJA"
+    "AAAAIrwhwQAAAAAAdtAAgAAAAAAACLwkAQAAAAAAAAAAACUaFcJAACAeJwkAQAAAAA"
+    "AAABQvL4kAAAAWmJwCQAAAAAAAAjAwBIAAAB06ywJoDKQBARpfgkAAAAAAAAAAAAAA"
+    "AAAAACo50sJAAAAAAAAAOiRcSQAAAAAgAJNKgEAAG23mgQAAAAAAECw3pUAQvegBAA"
+    "AAAAAAADduE4CAAAAyjSvBAAQiw8koHjvSABAb-wlARCONyVoxtMSZOd0CQAAAOjWD"
+    "RKQmLckAAAAAACysLYEQGcnSAAAAAAQooUlAABI15kSAIH5RAIgLB9LABC4_SUgGZN"
+    "IAABAmM6RoLbTJIASzCIBAEAhfpcAAAAAAABquk8CAAAAAAAAaJl9SvvzBOICAFWmk"
+    "IBgfSgBAAAANOgrCQAAAAAAAADStK8EAAC03gASAAAAAAAAAADFWFUCAAAAMjOaBEA"
+    "DHpYAQjCIBADduFwCAAAAAGitMSSI3BUSAECOHpAA6IHrJQAAAAAAsjeVBAAAKRpVA"
+    "orWvwQAAAAAAAAAkKRtJAAAAAAAgCbcLAF0bXUJAAAAoF02kYDg7CYBAAAAAEB6NpQ"
+    "AAAAAAAAAAAAAAEr1uQQAAF06VgIAAAAAAAAAqDaeBAAQqgMkAAAAAABogQMlAAAAA"
+    "AAa87MEAAAQiwslAAAAAAAAAAAAAAAAMrOyBAAAiekv-hcsY0Sgne6QAAAAAAAgaUt"
+    "JAAAAAAAAAAAAAAAAAAAAAAAAAADwt-07vjVkAAAAgDy8KgFAUEaSAAAAAJL3vgQAW"
+    "dhcAgAAoBHDSUDo1pQAAACI2o4SAABZm14CALoyuwQAAPznGQkgZwdLAAAQukclAAA"
+    "AAAAAAAAAgKbMKgEAAAAAAAAAAAAAAAAAAECftpYAAAAAAAAAAAAACnaXBAAAAADk7"
+    "iMJAAAAAAAAAABqe00CAnGbBBG4TAIAgFDdKgFAXCaWAAAAAAAAAAAAAAAAAKAJQwR"
+    "72XbGAQAAAKAhh0sAAAAAAABQgO8kAAAAAAAAAAAAACAaM0kAAAC5W0QCAIJ3mAQAx"
+    "GwxCQAA6nhSAsjZBRIAANEbWQIAAAAAaJE3JACAwA0qAUBIVpKAlphbAiAPp0iQnKE"
+    "kAAAAAAAgBP1KAAAAdOl4CQAAAAAAAPjLZBIAAG10RtrPm8_CAEBMTpYAAAAAAIjQY"
+    "BL8z5QSAAAAAEDYPpUAACAsj0gAAADQkHMlAAjHDxIA0Lg9JQAAgHDsLQEAAABAQS6"
+    "WAAAAgLjNFs2l_RgLAIAEfCEBlGZZCQAAaIHjJACgtlskAAAozb0SAAAAVFtfAgAAA"
+    "AAAAAAAAAAAAAAAAAAAAKDDtxIAAAAAVZaTAKB5W0kAANCAsSUgJ0tL0GqHSNBbL0g"
+    "AZflRAgCARG0kQXNmlgCABiwkAQAAAEB25pIAAAAAAAAAAAAAoFh9SwAAAAAAADWNm"
+    "OSrpjFsEoaRgDKcF9Q1dxsEAAAAAAAAAAAAAAAAgPZ6SQIAAAAAAAAAgChMLgEAAAA"
+    "AAAAAqZlQAsK2qQQAAAAAAAD06XUJAAAAqG9bCQAAgLD9IgEAAAAAAAAAAAAAAAAAA"
+    "EBNe0gAAAAAAAAAAEBPHSEBAAAAlOZtCYA4fS8B0GFRCQAo0gISAOTgNwmC840EAAA"
+    "AAAAAAAAAAAAAAAAAUJydJfjXPBIAAAAAAAAAAAAAAABk6WwJAAAAAAAAAAAAAAAAq"
+    "G8UCQAAgPpOlAAAIA83SQAANWwc9HUjGAgAAAAAAACAusaSAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAqHKVBACQjxklAAAAAAAAAKBHxpQAAAAAACBME0lAdlaUAACyt7sEAAAA0"
+    "Nl0EgAAAAAAAAAAAABA-8wgAQAAAAAAAKU4SgKgUtlBAgAAAAAAAAAAgMCMLwEE51k"
+    "JICdzSgCJGl2CsE0tAQAA0L11JQAAAAAAAAjUOhIAAAAAAAAAAAAAAGTqeQkAAAAAA"
+    "AAAAAAAKM8SEjTrJwkAAAAAAACocqQEULgVJAAAACjDUxJUKgtKAAAAqbpRAgCA0n0"
+    "mAQAAAABAGzwmAUCTLpUAAAAAAAAAAEjZNRIAAAAAAAAAAAAAAAAAAAAA8I-vJaAlh"
+    "pQAAAAAAHrvzjJ-OqCuuVlLAojP8BJAr70sQZVDJYAgXS0BAAAAAAAAAAAAtMnyEgA"
+    "AAAAAFONKCQAAAAAAAADorc0kAAAAAAAAgDqOlgAAAAAAAAAAAADIwv0SAAAAAAAAA"
+    "AAAAADBuV0CIFVDSwAAAABAAI6RAAAAAGIwrQSEZAsJAABouRclAAAAAKDDrxIAAAA"
+    "0bkkJgFiMKwEAAAAAAHQyhwRk7h4JAAAAAAAAAAAgatdKAACUYj0JAAAAAAAAAAAAQ"
+    "nORBLTFJRIAAAAAkIaDJAAAAJryngQAAAAAAAAAAAA98oQEAAAAAAAAAEC2zpcgWY9"
+    "LQKL2kwAgGK9IAAAAAPHaRQIAAAAAAAAAAADIxyoSAAAAAAAAAAAAAADQFotLAECz_"
+    "gQ1PX-B"
+)
+LONG_8_STATUSES = {
+    233478: 0b00000000,
+    52451: 0b00000001,
+    576778: 0b00000010,
+    513575: 0b00000011,
+    468106: 0b00000100,
+    292632: 0b00000101,
+    214947: 0b00000110,
+    182323: 0b00000111,
+    884834: 0b00001000,
+    66653: 0b00001001,
+    62489: 0b00001010,
+    196493: 0b00001011,
+    458517: 0b00001100,
+    487925: 0b00001101,
+    55649: 0b00001110,
+    416992: 0b00001111,
+    879796: 0b00010000,
+    462297: 0b00010001,
+    942059: 0b00010010,
+    583408: 0b00010011,
+    13628: 0b00010100,
+    334829: 0b00010101,
+    886286: 0b00010110,
+    713557: 0b00010111,
+    582738: 0b00011000,
+    326064: 0b00011001,
+    451545: 0b00011010,
+    705889: 0b00011011,
+    214350: 0b00011100,
+    194502: 0b00011101,
+    796765: 0b00011110,
+    202828: 0b00011111,
+    752834: 0b00100000,
+    721327: 0b00100001,
+    554740: 0b00100010,
+    91122: 0b00100011,
+    963483: 0b00100100,
+    261779: 0b00100101,
+    793844: 0b00100110,
+    165255: 0b00100111,
+    614839: 0b00101000,
+    758403: 0b00101001,
+    403258: 0b00101010,
+    145867: 0b00101011,
+    96100: 0b00101100,
+    477937: 0b00101101,
+    606890: 0b00101110,
+    167335: 0b00101111,
+    488197: 0b00110000,
+    211815: 0b00110001,
+    797182: 0b00110010,
+    582952: 0b00110011,
+    950870: 0b00110100,
+    765108: 0b00110101,
+    341110: 0b00110110,
+    776325: 0b00110111,
+    745056: 0b00111000,
+    439368: 0b00111001,
+    559893: 0b00111010,
+    149741: 0b00111011,
+    358903: 0b00111100,
+    513405: 0b00111101,
+    342679: 0b00111110,
+    969429: 0b00111111,
+    795775: 0b01000000,
+    566121: 0b01000001,
+    460566: 0b01000010,
+    680070: 0b01000011,
+    117310: 0b01000100,
+    480348: 0b01000101,
+    67319: 0b01000110,
+    661552: 0b01000111,
+    841303: 0b01001000,
+    561493: 0b01001001,
+    138807: 0b01001010,
+    442463: 0b01001011,
+    659927: 0b01001100,
+    445910: 0b01001101,
+    1046963: 0b01001110,
+    829700: 0b01001111,
+    962282: 0b01010000,
+    299623: 0b01010001,
+    555493: 0b01010010,
+    292826: 0b01010011,
+    517215: 0b01010100,
+    551009: 0b01010101,
+    898490: 0b01010110,
+    837603: 0b01010111,
+    759161: 0b01011000,
+    459948: 0b01011001,
+    290102: 0b01011010,
+    1034977: 0b01011011,
+    190650: 0b01011100,
+    98810: 0b01011101,
+    229950: 0b01011110,
+    320531: 0b01011111,
+    335506: 0b01100000,
+    885333: 0b01100001,
+    133227: 0b01100010,
+    806915: 0b01100011,
+    800313: 0b01100100,
+    981571: 0b01100101,
+    527253: 0b01100110,
+    24077: 0b01100111,
+    240232: 0b01101000,
+    559572: 0b01101001,
+    713399: 0b01101010,
+    233941: 0b01101011,
+    615514: 0b01101100,
+    911768: 0b01101101,
+    331680: 0b01101110,
+    951527: 0b01101111,
+    6805: 0b01110000,
+    552366: 0b01110001,
+    374660: 0b01110010,
+    223159: 0b01110011,
+    625884: 0b01110100,
+    417146: 0b01110101,
+    320527: 0b01110110,
+    784154: 0b01110111,
+    338792: 0b01111000,
+    1199: 0b01111001,
+    679804: 0b01111010,
+    1024680: 0b01111011,
+    40845: 0b01111100,
+    234603: 0b01111101,
+    761225: 0b01111110,
+    644903: 0b01111111,
+    502167: 0b10000000,
+    121477: 0b10000001,
+    505144: 0b10000010,
+    165165: 0b10000011,
+    179628: 0b10000100,
+    1019195: 0b10000101,
+    145149: 0b10000110,
+    263738: 0b10000111,
+    269256: 0b10001000,
+    996739: 0b10001001,
+    346296: 0b10001010,
+    555864: 0b10001011,
+    887384: 0b10001100,
+    444173: 0b10001101,
+    421844: 0b10001110,
+    653716: 0b10001111,
+    836747: 0b10010000,
+    783119: 0b10010001,
+    918762: 0b10010010,
+    946835: 0b10010011,
+    253764: 0b10010100,
+    519895: 0b10010101,
+    471224: 0b10010110,
+    134272: 0b10010111,
+    709016: 0b10011000,
+    44112: 0b10011001,
+    482585: 0b10011010,
+    461829: 0b10011011,
+    15080: 0b10011100,
+    148883: 0b10011101,
+    123467: 0b10011110,
+    480125: 0b10011111,
+    141348: 0b10100000,
+    65877: 0b10100001,
+    692958: 0b10100010,
+    148598: 0b10100011,
+    499131: 0b10100100,
+    584009: 0b10100101,
+    1017987: 0b10100110,
+    449287: 0b10100111,
+    277478: 0b10101000,
+    991262: 0b10101001,
+    509602: 0b10101010,
+    991896: 0b10101011,
+    853666: 0b10101100,
+    399318: 0b10101101,
+    197815: 0b10101110,
+    203278: 0b10101111,
+    903979: 0b10110000,
+    743015: 0b10110001,
+    888308: 0b10110010,
+    862143: 0b10110011,
+    979421: 0b10110100,
+    113605: 0b10110101,
+    206397: 0b10110110,
+    127113: 0b10110111,
+    844358: 0b10111000,
+    711569: 0b10111001,
+    229153: 0b10111010,
+    521470: 0b10111011,
+    401793: 0b10111100,
+    398896: 0b10111101,
+    940810: 0b10111110,
+    293983: 0b10111111,
+    884749: 0b11000000,
+    384802: 0b11000001,
+    584151: 0b11000010,
+    970201: 0b11000011,
+    523882: 0b11000100,
+    158093: 0b11000101,
+    929312: 0b11000110,
+    205329: 0b11000111,
+    106091: 0b11001000,
+    30949: 0b11001001,
+    195586: 0b11001010,
+    495723: 0b11001011,
+    348779: 0b11001100,
+    852312: 0b11001101,
+    1018463: 0b11001110,
+    1009481: 0b11001111,
+    448260: 0b11010000,
+    841042: 0b11010001,
+    122967: 0b11010010,
+    345269: 0b11010011,
+    794764: 0b11010100,
+    4520: 0b11010101,
+    818773: 0b11010110,
+    556171: 0b11010111,
+    954221: 0b11011000,
+    598210: 0b11011001,
+    887110: 0b11011010,
+    1020623: 0b11011011,
+    324632: 0b11011100,
+    398244: 0b11011101,
+    622241: 0b11011110,
+    456551: 0b11011111,
+    122648: 0b11100000,
+    127837: 0b11100001,
+    657676: 0b11100010,
+    119884: 0b11100011,
+    105156: 0b11100100,
+    999897: 0b11100101,
+    330160: 0b11100110,
+    119285: 0b11100111,
+    168005: 0b11101000,
+    389703: 0b11101001,
+    143699: 0b11101010,
+    142524: 0b11101011,
+    493258: 0b11101100,
+    846778: 0b11101101,
+    251420: 0b11101110,
+    516351: 0b11101111,
+    83344: 0b11110000,
+    171931: 0b11110001,
+    879178: 0b11110010,
+    663475: 0b11110011,
+    546865: 0b11110100,
+    428362: 0b11110101,
+    658891: 0b11110110,
+    500560: 0b11110111,
+    557034: 0b11111000,
+    830023: 0b11111001,
+    274471: 0b11111010,
+    629139: 0b11111011,
+    958869: 0b11111100,
+    663071: 0b11111101,
+    152133: 0b11111110,
+    19535: 0b11111111,
+}
+
+LONG = {
+    1: (LONG_1_LST, LONG_1_STATUSES),
+    2: (LONG_2_LST, LONG_2_STATUSES),
+    4: (LONG_4_LST, LONG_4_STATUSES),
+    8: (LONG_8_LST, LONG_8_STATUSES),
+}
+
+
+def _decode(bits: int, lst: str) -> Any:
+    return decode_status_list({"status_list": {"bits": bits, "lst": lst}})
+
+
+@pytest.mark.parametrize(
+    ("bits", "lst", "statuses", "raw", "compressed_hex"),
+    [
+        (1, SMALL_1_LST, SMALL_1_STATUSES, SMALL_1_BYTES, SMALL_1_COMPRESSED_HEX),
+        (2, SMALL_2_LST, SMALL_2_STATUSES, SMALL_2_BYTES, SMALL_2_COMPRESSED_HEX),
+    ],
+    ids=["1-bit", "2-bit"],
+)
+def test_section_4_examples_decode_to_the_drawn_bits(
+    bits: int, lst: str, statuses: list[int], raw: bytes, compressed_hex: str
+) -> None:
+    assert base64.urlsafe_b64decode(lst + "=" * (-len(lst) % 4)).hex() == compressed_hex
+    status_list = _decode(bits, lst)
+    assert status_list.data == raw
+    assert status_list.size == len(statuses)
+    assert [status_list.status(i) for i in range(len(statuses))] == statuses
+
+
+@pytest.mark.parametrize("bits", sorted(LONG), ids=lambda b: f"{b}-bit")
+def test_appendix_vectors_every_entry(bits: int) -> None:
+    """Every one of the 2^20 entries: the listed values, and 0 everywhere else."""
+    parts, statuses = LONG[bits]
+    status_list = _decode(bits, "".join(parts))
+    assert status_list.size == 2**20
+    assert status_list.data == byte_array(statuses, bits, 2**20)
+    for idx, value in statuses.items():
+        assert status_list.status(idx) == value, idx
+    # the neighbours of each listed entry are VALID (a wrong shift would smear into them)
+    for idx in statuses:
+        for near in (idx - 1, idx + 1):
+            if 0 <= near < 2**20 and near not in statuses:
+                assert status_list.status(near) == 0, near
+
+
+def test_appendix_index_past_the_end_is_refused() -> None:
+    status_list = _decode(1, "".join(LONG_1_LST))
+    with pytest.raises(InvalidToken) as caught:
+        status_list.status(2**20)
+    assert caught.value.reason == "status_index_out_of_range"
+
+
+def test_draft_list_token_verifies_and_revokes_the_draft_reference() -> None:
+    """§8.2's response body, signed with the draft's key, read as the draft's §6.2 token would be."""
+    rules = StatusListRules.for_issuer("https://example.com")
+    reference = reference_of(DRAFT_REFERENCE, rules)
+    assert reference == StatusReference(0, "https://example.com/statuslists/1")
+    verify = joserfc_verifier(ECKey.import_key(DRAFT_KEY))
+    now = 1686920170 + 60  # a minute after its iat; it expires in 2042
+    verified = read_status_list_token(DRAFT_LIST_TOKEN, reference.uri, rules, verify, now)
+    assert verified.status_list.data == SMALL_1_BYTES
+    assert verified.expires_at == 2291720170 + rules.policy.leeway
+    # ttl 43200 from iat, clamped to the policy's max_ttl
+    assert verified.fresh_until == now + rules.policy.max_ttl
+    with pytest.raises(InvalidToken) as caught:
+        check_token_status(verified.status_list, reference)
+    assert caught.value.reason == "token_revoked"
+    check_token_status(verified.status_list, StatusReference(1, reference.uri))  # status[1] = 0
