@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from jwt_middleware.testing import make_key, mint
 
 from ..support.redis_server import free_port
+from ..support.server_process import server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -54,31 +54,9 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 def server(request: pytest.FixtureRequest, key_file: tuple[Path, Any], tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "JWT_EXAMPLE_KEY_FILE": str(key_file[0])}
-    log = tmp_path / "server.log"  # a file, not a pipe: a chatty server can never block on a full pipe
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command(SERVERS[request.param], port), cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=sink)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{request.param} exited: {log.read_text(errors='replace')[-2000:]}")
-            try:
-                httpx.get(base + "/", timeout=0.5)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{request.param} did not start within 15 s") from None
-                time.sleep(0.1)
+    with server_process(command(SERVERS[request.param], port), port=port, log=tmp_path / "server.log", cwd=ROOT,
+                        env=env, name=request.param, start_within=15) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def test_example_answers_valid_expired_forged_and_missing_tokens(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 from jwt_middleware.testing import mint, public_jwks
 
 from ..support.redis_server import free_port
+from ..support.server_process import server_process
 from ..support.uvicorn_server import serve
 from ._support import ISSUER, KEY, MODES, Mode
 from .served_app import starlette_app
@@ -60,33 +59,11 @@ def test_every_hook_under_uvicorn(mode: Mode) -> None:
 def gunicorn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "HOOKS_JWKS": json.dumps(public_jwks(KEY)), "HOOKS_MODE": request.param}
-    log = tmp_path / "gunicorn.log"
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "sync", "--workers", "1", "--threads", "2",
             "--log-level", "warning", "--bind", f"127.0.0.1:{port}", "tests.hooks.served_app:flask_app()"]
-    with log.open("wb") as sink:  # a file, not a pipe: a chatty server never blocks on a full pipe
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=sink,
-                                   stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {log.read_text(errors='replace')[-2000:]}")
-            try:
-                httpx.get(base + "/open", timeout=0.5)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start within 30 s") from None
-                time.sleep(0.1)
+    with server_process(argv, port=port, log=tmp_path / "gunicorn.log", cwd=ROOT, env=env, probe="/open",
+                        name="gunicorn") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def test_every_hook_under_gunicorn(gunicorn: str) -> None:
