@@ -1,4 +1,5 @@
-"""JWTMiddleware: the pure-ASGI adapter (http and websocket; lifespan passes through or warms keys)."""
+"""JWTMiddleware: the pure-ASGI adapter (http and websocket; lifespan passes through, warms keys
+and starts and closes the revocation store)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 from ._lifespan import WarmKeys, check_warm_keys, lifespan_with_warmup
-from ._types import ASGIApp, Receive, Scope, Send
+from ._types import ASGIApp, Message, Receive, Scope, Send
 from .audit import record_decision
 from .authenticator import Authenticator, Resume
 from .core.canonical import NonCanonicalPath, encode_path
@@ -48,6 +49,12 @@ class JWTMiddleware:
     :param warm_keys: fetch every issuer's keys at server start-up (the ASGI lifespan), before
         the app's own start-up: True logs failures and starts anyway; ``"strict"`` refuses to
         start (``lifespan.startup.failed`` naming each issuer, URL and cause). Default False.
+
+    A revocation store (``Authenticator(revocation_store=...)``) is started on
+    ``lifespan.startup`` before the app sees it, and closed before the app's
+    ``lifespan.shutdown.complete`` goes out. Under a server without lifespan (``--lifespan
+    off``) or an app that does not speak it, the first request starts it (the others wait for
+    that start); until its first sync, requests get 503, never an accept.
     """
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator, *, warm_keys: WarmKeys = False) -> None:
@@ -65,16 +72,22 @@ class JWTMiddleware:
         self._load_users = authenticator.loads_users
         self._users: dict[int, tuple[Identity, JWTUser, AuthCredentials]] = {}
         self._warm_keys = check_warm_keys(warm_keys)
+        self._has_store_to_start = authenticator.starting
+        # Why the Revoker itself: its ``pending`` is read on every request, one attribute
+        # where the Authenticator's property would be a call
+        self._revoker = authenticator._revoker
         _route_refusals(app, authenticator)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
-            if scope["type"] == "lifespan" and self._warm_keys:
-                strict = self._warm_keys == "strict"
-                await lifespan_with_warmup(self.app, self.authenticator, scope, receive, send, strict=strict)
+            if scope["type"] == "lifespan" and (self._warm_keys or self._has_store_to_start):
+                await self._lifespan(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
+        revoker = self._revoker
+        if revoker is not None and revoker.pending:
+            await revoker.astart()
         try:
             request = _from_asgi(scope)
         except InvalidRequest as refusal:
@@ -115,6 +128,29 @@ class JWTMiddleware:
                 scope["user"] = user
             scope[USER_KEY] = user
         await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's lifespan with our start-up first (the revocation store, then the key
+        warm-up) and the store closed when the app has shut down."""
+        authenticator = self.authenticator
+
+        async def receive_starting() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await authenticator.astart()
+            return message
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await authenticator.aclose()
+            await send(message)
+
+        if self._warm_keys:
+            strict = self._warm_keys == "strict"
+            await lifespan_with_warmup(self.app, authenticator, scope, receive_starting, send_closing,
+                                       strict=strict)
+            return
+        await self.app(scope, receive_starting, send_closing)
 
     def _canonical(self, scope: Scope, refusal: InvalidRequest) -> RequestView | InvalidRequest:
         """Under ``path_normalization="rewrite"``, the view after handing the app the canonical

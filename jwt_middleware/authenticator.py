@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Literal, NamedTuple, cast
 
 from ._drive import drive_async, drive_sync
+from ._revoking import Revoker, check_revocation_store
 from .audit import fingerprint, record_decision
 from .challenge import Answer, render_challenge, with_body
 from .config import Config
@@ -21,6 +22,7 @@ from .identity import Identity
 from .keys.cache import KeyCache
 from .keys.loader import KeyLoader
 from .request import RequestView
+from .revocation import AsyncRevocationStore, RevocationStore
 from .stores import AsyncNonceStore, NonceStore
 from .warmup import IssuerWarmup
 from .warmup import awarm as _awarm
@@ -66,17 +68,18 @@ def _record_user_refusal(identity: Identity, refusal: Refusal) -> None:
     record_decision(trace, refusal)
 
 
-def _check_store_clock(store: object, config: Config) -> None:
-    """A store that reads another clock than the pipeline would keep one-time values for the
-    wrong span (a fake clock in tests, an offset clock in production): refuse it.
+def _check_store_clock(store: object, config: Config, option: str = "nonce_store") -> None:
+    """A store that reads another clock than the pipeline would keep one-time values or
+    revocations for the wrong span (a fake clock in tests, an offset clock in production), or
+    judge a revocation mirror's staleness on another time: refuse it.
 
     :raises ConfigError: naming both options
     """
     clock = getattr(store, "clock", None)
     if clock is not None and clock is not config.clock:
         raise ConfigError(
-            f"nonce_store: {type(store).__name__} reads another clock than Config.clock; build it "
-            "with clock=config.clock (the same object), so one-time values live as long as the token"
+            f"{option}: {type(store).__name__} reads another clock than Config.clock; build it "
+            "with clock=config.clock (the same object), so entries live as long as the token"
         )
 
 
@@ -84,9 +87,19 @@ class Authenticator:
     """Holds the configuration, the key cache and the stores; decides each request.
 
     :param config: a validated :class:`~jwt_middleware.Config`
+    :param nonce_store: one-time values (DPoP proofs, one-time rules); default: in memory
+    :param revocation_store: turns on the revocation check (``jwt_middleware.revocation``:
+        ``MemoryRevocationStore``, ``RedisRevocationStore``, ``AsyncRedisRevocationStore``);
+        every request, verified-cache hits included, is checked against its in-process mirror
     """
 
-    def __init__(self, config: Config, *, nonce_store: NonceStore | AsyncNonceStore | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        nonce_store: NonceStore | AsyncNonceStore | None = None,
+        revocation_store: RevocationStore | AsyncRevocationStore | None = None,
+    ) -> None:
         if not isinstance(config, Config):
             raise ConfigError(
                 f"config: {type(config).__name__} given; build it with Config(...) "
@@ -98,7 +111,16 @@ class Authenticator:
         self.loader = KeyLoader(self.keys, issuers, config.keys, config.clock)
         validator = prepare_hook("claims_validator", config.claims_validator)
         self._claims_check = ClaimsCheck(validator) if validator is not None else None
-        self._ctx = build_context(config, self.keys, self._claims_check)
+        self.revocation_store = revocation_store
+        self._revoker: Revoker | None = None
+        mirror = None
+        if revocation_store is not None:
+            check_revocation_store(revocation_store)
+            _check_store_clock(revocation_store, config, "revocation_store")
+            mirror = revocation_store.mirror
+        self._ctx = build_context(config, self.keys, self._claims_check, mirror)
+        if revocation_store is not None:
+            self._revoker = Revoker(revocation_store, config, self._ctx.verified)
         self._clock = config.clock
         loader = prepare_hook("identity_loader", config.identity_loader)
         self._users = UserLoader(loader, config.identity_loader_ttl, config.clock) if loader else None
@@ -120,6 +142,15 @@ class Authenticator:
 
         :raises ConfigError: naming the store class to use instead
         """
+        revoker = self._revoker
+        if driver == "wsgi" and revoker is not None and revoker.is_async:
+            # Why only this one: the check reads the mirror in-process under both drivers, but
+            # an async store's follower is a task that needs an event loop to run on.
+            raise ConfigError(
+                f"revocation_store: {type(revoker.store).__name__} follows Redis on an event loop, "
+                "which a WSGI server does not run; under WSGI use RedisRevocationStore or "
+                "MemoryRevocationStore"
+            )
         store = self.nonce_store
         if store is None or getattr(store, "non_blocking", False):
             return
@@ -148,6 +179,9 @@ class Authenticator:
         :raises Refusal: the answer to send; never any other exception
         """
         trace = Trace()
+        revoker = self._revoker
+        if revoker is not None and revoker.pending and not revoker.is_async:
+            revoker.start()  # first use in this process (WSGI, CLI): see Revoker
         try:
             now = self._clock()
             step = prepare(request, self._ctx, now, trace)
@@ -197,6 +231,8 @@ class Authenticator:
 
     async def aauthenticate(self, request: RequestView) -> Identity | None:
         """The async twin of :meth:`authenticate` (ASGI)."""
+        if self._revoker is not None and self._revoker.pending:
+            await self._revoker.astart()
         step = self.begin(request)
         return await self.aresume(step) if isinstance(step, Resume) else step
 
@@ -211,6 +247,102 @@ class Authenticator:
     async def awarm(self, *, strict: bool = True, timeout: float | None = None) -> tuple[IssuerWarmup, ...]:
         """The async twin of :meth:`warm` (ASGI; the adapter's ``warm_keys`` calls it at start-up)."""
         return await _awarm(self, strict=strict, timeout=timeout)
+
+    # -- revocation (issue 12): the store's lifecycle and the revoke calls
+
+    @property
+    def starting(self) -> bool:
+        """True while the revocation store still has to be started in this process (the
+        adapters start it on ``lifespan.startup`` or on the first request)."""
+        return self._revoker is not None and self._revoker.pending
+
+    def start(self) -> None:
+        """Start the revocation store now (a sync one; WSGI workers, CLI), not on the first
+        request: for instance in gunicorn's ``post_fork``. Idempotent; no store: nothing.
+
+        :raises TypeError: the store is async: ``await astart()``
+        """
+        if self._revoker is not None:
+            self._revoker.start()
+
+    async def astart(self) -> None:
+        """Start the revocation store from the event loop (``JWTMiddleware`` calls it on
+        ``lifespan.startup`` and, without lifespan, on the first request); a sync store starts
+        in a thread. Returns after its first sync attempt."""
+        if self._revoker is not None:
+            await self._revoker.astart()
+
+    def close(self) -> None:
+        """Stop a sync revocation store's follower (shutdown); the next request starts it again."""
+        if self._revoker is not None:
+            self._revoker.close()
+
+    async def aclose(self) -> None:
+        """The async twin of :meth:`close` (``JWTMiddleware`` calls it on ``lifespan.shutdown``)."""
+        if self._revoker is not None:
+            await self._revoker.aclose()
+
+    def revoke_token(self, issuer: str, jti: str, *, until: float | None = None) -> None:
+        """Refuse the token ``(issuer, jti)`` from its next request on, in every worker that
+        shares the store (RFC 7009 §2.2: a revoked token is invalid), until ``until``.
+
+        :param until: epoch seconds the entry is kept; default ``now + Config.max_lifetime +
+            leeway``, the longest an accepted token can live (see :meth:`revoke_identity` for
+            a token at hand)
+        :raises ValueError: an issuer not configured; no ``until`` with ``max_lifetime=None``
+        :raises StoreError: the store failed (the revocation holds in this process only)
+        :raises TypeError: the store is async: :meth:`arevoke_token`
+        """
+        self._revoking().revoke("token", issuer, jti, until)
+
+    def revoke_identity(self, identity: Identity) -> None:
+        """Refuse exactly this verified token (its ``jti``) until its ``exp`` plus leeway.
+
+        :raises ValueError: the token has no ``jti`` (revoke its session or subject instead)
+        """
+        jti, until = self._revoking().until_of(identity)
+        self.revoke_token(identity.issuer, jti, until=until)
+
+    def revoke_subject(self, issuer: str, subject: str, *, at: float | None = None) -> None:
+        """Refuse every token of ``(issuer, sub)`` issued at or before ``at`` (default now;
+        a token without ``iat`` is refused too). Same errors as :meth:`revoke_token`."""
+        self._revoking().revoke("subject", issuer, subject, at)
+
+    def revoke_session(self, issuer: str, sid: str, *, at: float | None = None) -> None:
+        """Refuse every token of the OpenID session ``sid`` issued at or before ``at`` (default
+        now): a logout. Same errors as :meth:`revoke_token`."""
+        self._revoking().revoke("session", issuer, sid, at)
+
+    def revoke_client(self, issuer: str, client_id: str, *, at: float | None = None) -> None:
+        """Refuse every token issued to ``client_id`` (``client_id``, else ``azp``) at or before
+        ``at`` (default now). Same errors as :meth:`revoke_token`."""
+        self._revoking().revoke("client", issuer, client_id, at)
+
+    async def arevoke_token(self, issuer: str, jti: str, *, until: float | None = None) -> None:
+        """The async twin of :meth:`revoke_token` (any store: a sync Redis one runs in a thread)."""
+        await self._revoking().arevoke("token", issuer, jti, until)
+
+    async def arevoke_identity(self, identity: Identity) -> None:
+        """The async twin of :meth:`revoke_identity`."""
+        jti, until = self._revoking().until_of(identity)
+        await self.arevoke_token(identity.issuer, jti, until=until)
+
+    async def arevoke_subject(self, issuer: str, subject: str, *, at: float | None = None) -> None:
+        """The async twin of :meth:`revoke_subject`."""
+        await self._revoking().arevoke("subject", issuer, subject, at)
+
+    async def arevoke_session(self, issuer: str, sid: str, *, at: float | None = None) -> None:
+        """The async twin of :meth:`revoke_session`."""
+        await self._revoking().arevoke("session", issuer, sid, at)
+
+    async def arevoke_client(self, issuer: str, client_id: str, *, at: float | None = None) -> None:
+        """The async twin of :meth:`revoke_client`."""
+        await self._revoking().arevoke("client", issuer, client_id, at)
+
+    def _revoking(self) -> Revoker:
+        if self._revoker is None:
+            raise TypeError("no revocation store: Authenticator(config, revocation_store=...)")
+        return self._revoker
 
     @property
     def loads_users(self) -> bool:

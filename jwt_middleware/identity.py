@@ -109,6 +109,11 @@ class Identity:
     amr: tuple[str, ...] = ()
     #: RFC 7800 confirmation: the JWK SHA-256 thumbprint a DPoP-bound token names (RFC 9449 §6)
     binding: str | None = None
+    #: the OpenID session the token belongs to (``sid``, OpenID Connect Front-Channel Logout §3)
+    session_id: str | None = None
+    #: the client the token was issued to: ``client_id`` (RFC 9068 §2.2), else ``azp``
+    #: (OpenID Connect Core §2, what Keycloak and Auth0 put in access tokens)
+    client_id: str | None = None
 
     def __post_init__(self) -> None:
         """``Identity(...)`` and ``dataclasses.replace``: the read-only members the builder gives."""
@@ -229,12 +234,18 @@ def identity_from_claims(claims: Claims, issuer: str) -> Identity:
         set_acr,
         set_amr,
         set_binding,
+        set_session_id,
+        set_client_id,
     ) = _SETTERS
     get = claims.get
     amr = get("amr")
     cnf = get("cnf")
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
     acr = get("acr")
+    sid = get("sid")
+    client_id = get("client_id")
+    if client_id.__class__ is not str:
+        client_id = get("azp")
     identity: Identity = _NEW(Identity)
     set_subject(identity, get("sub"))
     set_issuer(identity, issuer)
@@ -247,4 +258,8 @@ def identity_from_claims(claims: Claims, issuer: str) -> Identity:
     set_acr(identity, acr if isinstance(acr, str) else None)
     set_amr(identity, tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else ())
     set_binding(identity, jkt if isinstance(jkt, str) else None)
+    # Why here: the revocation check reads these on every request, cache hits included, so
+    # they are worked out once per verified token, never looked up in the claims again.
+    set_session_id(identity, sid if sid.__class__ is str and sid else None)
+    set_client_id(identity, client_id if client_id.__class__ is str and client_id else None)
     return identity

@@ -2,8 +2,9 @@
 
 Steps, in order (DESIGN.md): policy → extract → verified-token cache → gate and parse →
 issuer → header → keys → signature → claims → the app's claims_validator → sender (DPoP proof,
-bound-token downgrade) → iat window → scopes → one-time jti. The pipeline owns the order, never
-the logic of a step. One-time values are consumed last, so a refusal for scope never burns a token.
+bound-token downgrade) → iat window → revocation → scopes → one-time jti. The pipeline owns the
+order, never the logic of a step. The revocation check runs on verified-cache hits too. One-time
+values are consumed last, so a refusal for revocation or scope never burns a token.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .extract import Extractor, Token, check_credentials_syntax, token_from_auth
 from .gate import ParsedToken, parse_token
 from .policy import Matcher
 from .replay import check_iat_window, consume_once, token_key
+from .revocation import STALE_REASON, RevocationCheck, check_revocation
 from .sender import SenderPolicy, check_sender
 from .verified import VerifiedCache
 from .verify import check_header, check_signature
@@ -53,6 +55,8 @@ class Trace:
     #: the token came with the DPoP scheme (RFC 9449 §7.1): a refusal's error then sits on the
     #: DPoP challenge, whichever step raised it
     dpop: bool = False
+    #: an allow that skipped a check under ``store_failure="open"`` (the reason code), for the audit
+    degraded: str | None = None
 
     def token_text(self) -> str | None:
         """The token, to fingerprint; never logged or shown as it is."""
@@ -81,11 +85,19 @@ class Context:
     max_remember: float
     #: run on the claims of each newly verified token, before it is cached (None: no validator)
     claims_check: ClaimsCheck | None = None
+    #: the revocation mirror every request is checked against (None: no revocation store)
+    revocation: RevocationCheck | None = None
 
 
-def build_context(config: Config, keys: KeyCache, claims_check: ClaimsCheck | None = None) -> Context:
+def build_context(
+    config: Config,
+    keys: KeyCache,
+    claims_check: ClaimsCheck | None = None,
+    revocation: RevocationCheck | None = None,
+) -> Context:
     """The pipeline's state for ``config``; ``claims_check`` is the app's claims_validator as the
-    Authenticator wraps it (the core never calls an app's hook unwrapped)."""
+    Authenticator wraps it (the core never calls an app's hook unwrapped); ``revocation`` the
+    revocation store's mirror."""
     issuers = {i.issuer: i for i in config.issuers}
     policies = {
         name: ClaimPolicy(
@@ -115,6 +127,7 @@ def build_context(config: Config, keys: KeyCache, claims_check: ClaimsCheck | No
         fail_open=config.store_failure == "open",
         max_remember=config.max_lifetime or 86400.0,
         claims_check=claims_check,
+        revocation=revocation,
     )
 
 
@@ -197,8 +210,8 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
                 and rule.dpop != "required"):
             trace.raw = raw
             trace.identity = identity
-            if rule.scopes or rule.iat_window is not None:
-                _check_rule(identity, rule, now)
+            if rule.scopes or rule.iat_window is not None or ctx.revocation is not None:
+                _check_rule(identity, rule, ctx, now, trace)
             return identity
     # lone_bearer found the only place a token can be: what extract() would read, minus the scan
     token = token_from_authorization(raw) if raw is not None else ctx.extractor.extract(request)
@@ -232,8 +245,8 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
     if effects_due or identity.binding is not None:
         return Pending(rule, token, identity)
     trace.identity = identity
-    if rule.scopes or rule.iat_window is not None:
-        _check_rule(identity, rule, now)
+    if rule.scopes or rule.iat_window is not None or ctx.revocation is not None:
+        _check_rule(identity, rule, ctx, now, trace)
     return identity
 
 
@@ -256,7 +269,7 @@ def finish(request: RequestView, pending: Pending, ctx: Context, now: float, tra
     trace.identity = identity
     if _needs_sender_check(token, identity, rule):
         yield from check_sender(request, token, identity, rule, ctx.sender, now, fail_open=ctx.fail_open)
-    _check_rule(identity, rule, now)
+    _check_rule(identity, rule, ctx, now, trace)
     if rule.one_time:
         # Why exp + leeway: a shorter memory than the token's life would be a replay gap.
         until = (
@@ -270,9 +283,14 @@ def _needs_sender_check(token: Token, identity: Identity, rule: Rule) -> bool:
     return token.scheme == "dpop" or identity.binding is not None or rule.dpop == "required"
 
 
-def _check_rule(identity: Identity, rule: Rule, now: float) -> None:
+def _check_rule(identity: Identity, rule: Rule, ctx: Context, now: float, trace: Trace) -> None:
+    """The checks every request of a verified token runs, cache hits included: iat window,
+    revocation, scopes (in DESIGN.md's order; one-time use comes after, in :func:`finish`)."""
     if rule.iat_window is not None:
         check_iat_window(identity, now, rule.iat_window)
+    revocation = ctx.revocation
+    if revocation is not None and check_revocation(identity, revocation, now, ctx.fail_open):
+        trace.degraded = STALE_REASON
     if rule.scopes and not identity.scopes.issuperset(rule.scopes):
         raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
 

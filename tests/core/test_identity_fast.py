@@ -34,6 +34,8 @@ def reference(claims: dict[str, Any], issuer: str) -> Identity:
         scopes.update(s for s in scp if isinstance(s, str))
     amr, cnf, acr = claims.get("amr"), claims.get("cnf"), claims.get("acr")
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    sid = claims.get("sid")
+    client = claims.get("client_id") if isinstance(claims.get("client_id"), str) else claims.get("azp")
     return Identity(
         subject=claims.get("sub"),
         issuer=issuer,
@@ -46,6 +48,8 @@ def reference(claims: dict[str, Any], issuer: str) -> Identity:
         acr=acr if isinstance(acr, str) else None,
         amr=tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
         binding=jkt if isinstance(jkt, str) else None,
+        session_id=sid if isinstance(sid, str) and sid else None,
+        client_id=client if isinstance(client, str) and client else None,
     )
 
 
@@ -62,6 +66,8 @@ ALL = {
     "cnf": {"jkt": "thumb-1"},
     "scope": "read write",
     "scp": ["admin", 3, None, "read"],
+    "sid": "session-1",
+    "client_id": "client-1",
 }
 
 CLAIM_SETS: dict[str, dict[str, Any]] = {
@@ -84,6 +90,8 @@ CLAIM_SETS: dict[str, dict[str, Any]] = {
     "cnf-ill-typed": {"cnf": [], "sub": None},
     "cnf-jkt-ill-typed": {"cnf": {"jkt": 1}},
     "cnf-without-jkt": {"cnf": {"jwk": {}}},
+    "azp-when-no-client_id": {"azp": "client-2", "sid": ""},
+    "client_id-wins-over-azp": {"client_id": "client-1", "azp": "client-2", "sid": 5},
 }
 
 
@@ -99,10 +107,10 @@ def test_fast_builder_equals_plain_construction(name: str) -> None:
 
 
 def test_every_field_is_set_and_distinct() -> None:
-    """All eleven fields differ in ALL, so the comparison above catches two swapped setters."""
+    """All thirteen fields differ in ALL, so the comparison above catches two swapped setters."""
     built = identity_from_claims(ALL, ISSUER)
     values = [getattr(built, field.name) for field in dataclasses.fields(Identity)]
-    assert len(values) == 11
+    assert len(values) == 13
     assert all(value is not None and value != () for value in values)
     assert len({repr(value) for value in values}) == len(values)
     assert built.scopes == frozenset({"read", "write", "admin"})
