@@ -27,7 +27,7 @@ _NOTE: Final = "decoded without verifying the signature: what the token claims, 
 
 def explain(token: bytes, built: Built) -> dict[str, Any]:
     """What the refused ``token`` says of itself (``unverified``) and what it was checked against."""
-    header, claims = _segments(token)
+    header, claims = unverified_segments(token)
     unverified: dict[str, Any] = {"note": _NOTE}
     unverified["header"] = _pick(header, HEADER_MEMBERS)
     unverified["claims"] = _pick(claims, CLAIMS)
@@ -35,7 +35,7 @@ def explain(token: bytes, built: Built) -> dict[str, Any]:
     return {"unverified": unverified, "configured": configured(built, iss if isinstance(iss, str) else None)}
 
 
-def _segments(token: bytes) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def unverified_segments(token: bytes) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The header and payload JSON objects of a compact JWS (a JWE: its header only)."""
     parts = token.split(b".")
     if len(parts) not in (3, 5):

@@ -1,11 +1,12 @@
-"""The ``jwt-middleware`` command: verify tokens, generate keys, mint test tokens, run the demo.
+"""The ``jwt-middleware`` command: verify tokens, generate keys, mint test tokens, revoke, run the demo.
 
 ``verify`` decides each token with the very pipeline the middleware runs (an
 :class:`~jwt_middleware.Authenticator` asked about ``GET /`` with the token as a Bearer
 credential), so a token it accepts is one the middleware would accept with the same options.
 Its options are the Config, Issuer and KeyPolicy fields (:mod:`jwt_middleware._cli_config`),
 or a TOML file of them (``--config``); ``--explain`` adds :mod:`jwt_middleware._cli_explain`'s
-account of each refusal.
+account of each refusal. ``revoke`` (:mod:`jwt_middleware._cli_revoke`) writes revocations to
+the Redis the middleware's revocation stores follow.
 
 Exit codes: 0 every token valid (or the command succeeded), 1 a token was refused (or the
 command failed), 2 a usage or configuration error. No input ever produces a traceback.
@@ -31,6 +32,7 @@ from joserfc.jws import JWSRegistry
 from ._cli_config import Built, add_verify_options, build, seconds
 from ._cli_explain import explain
 from ._cli_keys import UsageError, import_pem_key, read_text
+from ._cli_revoke import RevokeFailed, add_revoke
 from .authenticator import Authenticator
 from .config import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS
 from .errors import ConfigError, Refusal
@@ -58,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         _note(f"error: {exc}")
         return 2
+    except RevokeFailed as exc:
+        _note(f"error: {exc}")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -79,7 +84,7 @@ def _run(argv: Sequence[str] | None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if not hasattr(args, "handler"):
         parser.print_usage(sys.stderr)
-        _note("choose a command: verify, keys, token, demo")
+        _note("choose a command: verify, keys, token, revoke, demo")
         return 2
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
@@ -106,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_verify(commands)
     _add_keys(commands)
     _add_token(commands)
+    add_revoke(commands, _usage_of)
     _add_demo(commands)
     return parser
 

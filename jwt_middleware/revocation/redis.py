@@ -21,9 +21,11 @@ from typing import Any, Final
 
 import redis
 import redis.asyncio
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from .._types import Clock
 from ..errors import StoreError
@@ -33,13 +35,20 @@ from ._follow import Beats, Follower, Snapshot, Watch
 from .mirror import RevocationMirror
 from .model import CutOff, CutOffKind, Revocation, RevokedToken
 
-__all__ = ["AsyncRedisRevocationStore", "RedisRevocationStore"]
+__all__ = [
+    "AsyncRedisRevocationStore",
+    "RedisClient",
+    "RedisRevocationStore",
+    "client_from_url",
+    "close_client",
+]
 
 logger: Final = logging.getLogger("jwt_middleware.revocation")
 
-#: What a backend failure looks like from redis-py (TimeoutError, which asyncio.timeout raises,
-#: is an OSError).
-_BACKEND_ERRORS: Final = (RedisError, OSError)
+#: What a backend failure looks like from redis-py: RedisClusterException (every node of a
+#: cluster unreachable) is not a RedisError, and TimeoutError, which asyncio.timeout raises,
+#: is an OSError.
+_BACKEND_ERRORS: Final = (RedisError, RedisClusterException, OSError)
 #: Failures after which a script may or may not have run; its merge is idempotent, so retry once.
 _RETRYABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 #: Longest ``start()`` waits for the follower's first attempt (seconds).
@@ -529,3 +538,39 @@ def _attempt_bound(owner: str, client: redis.Redis | redis.RedisCluster, timeout
         socket_connect_timeout=kwargs.get("socket_connect_timeout"),
         retries=retries,
     )
+
+
+#: a blocking client, to one server or to a cluster
+RedisClient = redis.Redis | redis.RedisCluster
+
+
+def client_from_url(url: str, *, cluster: bool, timeout: float) -> RedisClient:
+    """A blocking client for ``url`` that fits a store built with ``timeout`` (the command line's
+    revoke: one write, no follower).
+
+    Why a quarter of the timeout per socket operation and no retries of its own: one attempt
+    (connect, then read) takes at most half the timeout, so the store's one retry after a
+    dropped connection still ends within it.
+
+    :param cluster: ``url`` names a node of a Redis Cluster (read at once, for the slot map)
+    :raises ValueError: ``url`` is not a Redis URL
+    :raises StoreError: a cluster whose slot map cannot be read
+    """
+    attempt = timeout / 4
+    options: dict[str, Any] = {
+        "socket_timeout": attempt,
+        "socket_connect_timeout": attempt,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    try:
+        if cluster:
+            return redis.RedisCluster.from_url(url, **options)
+        return redis.Redis.from_url(url, **options)
+    except _BACKEND_ERRORS as exc:  # RedisClusterException is not a RedisError
+        raise StoreError(exc) from None
+
+
+def close_client(client: RedisClient) -> None:
+    """Close ``client``; a connection already gone is no error here."""
+    with contextlib.suppress(*_BACKEND_ERRORS):
+        client.close()
