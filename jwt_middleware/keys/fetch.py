@@ -20,8 +20,9 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -38,7 +39,12 @@ __all__ = [
     "fetch_document",
     "loggable_url",
     "parse_discovery",
+    "run_on_private_loop",
+    "same_origin",
+    "tls_verify",
 ]
+
+_T = TypeVar("_T")
 
 _MAX_REDIRECTS: Final = 3
 _MAX_AGE: Final = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d{1,10})\"?\s*(?:,|$)", re.IGNORECASE)
@@ -90,14 +96,14 @@ def describe_exception(exc: BaseException) -> str:
 def _client_options(policy: KeyPolicy) -> dict[str, Any]:
     return {
         "timeout": httpx.Timeout(policy.fetch_timeout),
-        "verify": _tls(policy.tls),
+        "verify": tls_verify(policy.tls),
         "follow_redirects": False,
         "trust_env": False,
         "headers": {"accept": "application/json, application/jwk-set+json"},
     }
 
 
-def _tls(tls: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
+def tls_verify(tls: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
     """A CA bundle path becomes a context here: httpx >= 0.28 deprecates ``verify=<str>``."""
     if not isinstance(tls, str):
         return tls
@@ -121,12 +127,21 @@ def _redirect_target(url: str, response: httpx.Response) -> str:
     if not location:
         raise FetchError(f"HTTP {response.status_code} redirect without Location")
     target = urljoin(url, location)
-    old, new = urlsplit(url), urlsplit(target)
-    if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+    if not same_origin(url, target):
+        new = urlsplit(target)
         raise FetchError(
             f"redirect to another origin refused ({new.scheme}://{new.hostname})"[:_MAX_CAUSE_CHARS]
         )
     return target
+
+
+def same_origin(url: str, target: str) -> bool:
+    """Whether ``target`` has ``url``'s scheme, host and port (a port that is not a number: no)."""
+    old, new = urlsplit(url), urlsplit(target)
+    try:
+        return (old.scheme, old.hostname, old.port) == (new.scheme, new.hostname, new.port)
+    except ValueError:  # urlsplit reads the port lazily and refuses one that is not a number
+        return False
 
 
 def _parse_body(body: bytes, cache_control: str | None, url: str) -> Fetched:
@@ -172,19 +187,40 @@ def fetch_document(url: str, policy: KeyPolicy) -> Fetched:
 
     :raises FetchError: on any failure; the caller keeps its last good keys
     """
-    outcome: list[Fetched | BaseException] = []
+    return run_on_private_loop(
+        lambda: afetch_document(url, policy),
+        name="jwt-keys-fetch",
+        backstop=policy.fetch_timeout + 1.0,  # afetch_document bounds itself; this is a backstop
+        timed_out=lambda: FetchError(_timed_out(policy), url),
+    )
 
-    def work() -> None:
+
+def run_on_private_loop(
+    work: Callable[[], Coroutine[Any, Any, _T]],
+    *,
+    name: str,
+    backstop: float,
+    timed_out: Callable[[], BaseException],
+) -> _T:
+    """``work()`` run to its end on a new event loop in a short-lived daemon thread.
+
+    The sync twins' way to a cancellable whole-fetch deadline (see the module docstring), and
+    it works whether or not the calling thread already runs a loop. What ``work`` raises is
+    raised here; ``timed_out()`` is raised if it has not ended after ``backstop`` seconds.
+    """
+    outcome: list[_T | BaseException] = []
+
+    def run() -> None:
         try:
-            outcome.append(asyncio.run(afetch_document(url, policy)))
+            outcome.append(asyncio.run(work()))
         except BaseException as exc:  # handed to the caller below
             outcome.append(exc)
 
-    worker = threading.Thread(target=work, name="jwt-keys-fetch", daemon=True)
+    worker = threading.Thread(target=run, name=name, daemon=True)
     worker.start()
-    worker.join(policy.fetch_timeout + 1.0)  # afetch_document bounds itself; this is a backstop
+    worker.join(backstop)
     if not outcome:
-        raise FetchError(_timed_out(policy), url)
+        raise timed_out()
     result = outcome[0]
     if isinstance(result, BaseException):
         raise result

@@ -6,8 +6,8 @@ httpx's timeouts are per read, and only a cancellable whole-fetch deadline bound
 that drips its answer.
 
 Why not keys/fetch.py's ``afetch_document``: it parses a JSON document under the JWKS caps,
-and a Status List Token is a compact JWS of up to megabytes. Its redirect and TLS helpers are
-private, so the few lines they hold are written here again rather than imported.
+and a Status List Token is a compact JWS of up to megabytes. Its private event loop, TLS and
+origin helpers are shared (``run_on_private_loop``, ``tls_verify``, ``same_origin``).
 
 What is fetched, and how:
 - ``Accept: application/statuslist+jwt`` (draft §8.1); the body is the compact JWS (§8.2).
@@ -26,15 +26,13 @@ What is fetched, and how:
 from __future__ import annotations
 
 import asyncio
-import os
-import ssl
-import threading
 import zlib
 from typing import Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from ..keys.fetch import run_on_private_loop, same_origin, tls_verify
 from .status_list import StatusListRules
 
 __all__ = ["StatusListFetchError", "afetch_status_list_token", "fetch_status_list_token"]
@@ -50,26 +48,12 @@ class StatusListFetchError(Exception):
     """
 
 
-def _tls(tls: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
-    """A CA bundle path becomes a context here: httpx >= 0.28 deprecates ``verify=<str>``."""
-    if not isinstance(tls, str):
-        return tls
-    if os.path.isdir(tls):
-        return ssl.create_default_context(capath=tls)
-    return ssl.create_default_context(cafile=tls)
-
-
 def _redirect_target(url: str, response: httpx.Response, rules: StatusListRules) -> str:
     location: str | None = response.headers.get("location")
     if not location:
         raise StatusListFetchError("redirect without Location")
     target = urljoin(url, location)
-    old, new = urlsplit(url), urlsplit(target)
-    try:
-        same_origin = (old.scheme, old.hostname, old.port) == (new.scheme, new.hostname, new.port)
-    except ValueError:  # a port that is not a number
-        same_origin = False
-    if not same_origin or not rules.allows(target):
+    if not same_origin(url, target) or not rules.allows(target):
         raise StatusListFetchError("redirect off the allowed origin refused")
     return target
 
@@ -116,23 +100,12 @@ def fetch_status_list_token(uri: str, rules: StatusListRules) -> bytes:
 
     :raises StatusListFetchError: on any failure; the cache keeps its last good list
     """
-    outcome: list[bytes | BaseException] = []
-
-    def work() -> None:
-        try:
-            outcome.append(asyncio.run(afetch_status_list_token(uri, rules)))
-        except BaseException as exc:  # handed to the caller below
-            outcome.append(exc)
-
-    worker = threading.Thread(target=work, name="jwt-status-list-fetch", daemon=True)
-    worker.start()
-    worker.join(rules.policy.fetch_timeout + 1.0)  # the fetch bounds itself; this is a backstop
-    if not outcome:
-        raise StatusListFetchError("fetch timed out")
-    result = outcome[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    return run_on_private_loop(
+        lambda: afetch_status_list_token(uri, rules),
+        name="jwt-status-list-fetch",
+        backstop=rules.policy.fetch_timeout + 1.0,  # the fetch bounds itself; this is a backstop
+        timed_out=lambda: StatusListFetchError("fetch timed out"),
+    )
 
 
 async def afetch_status_list_token(uri: str, rules: StatusListRules) -> bytes:
@@ -154,7 +127,7 @@ async def _afetch(url: str, rules: StatusListRules) -> bytes:
     policy = rules.policy
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(policy.fetch_timeout),
-        verify=_tls(policy.tls),
+        verify=tls_verify(policy.tls),
         follow_redirects=False,
         trust_env=False,
     )

@@ -19,7 +19,7 @@ from jwt_middleware.errors import StoreError
 from jwt_middleware.revocation._redis_ops import TRIM_GRACE
 
 from ..support.redis_server import RedisServer
-from ._link import CuttableLink
+from ..support.tcp_proxy import LoopbackProxy
 from .conftest import ISSUER, MAX_STALENESS, Worker, eventually, unique_prefix
 
 KINDS = ["redis", "redis-async"]
@@ -30,6 +30,16 @@ MakeWorker = Callable[..., Any]
 
 def compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+async def synced_pair(
+    make_worker: MakeWorker, kind: str, url: str, admin_url: str, prefix: str
+) -> tuple[Worker, Worker]:
+    """A ``kind`` worker on ``url`` and a sync admin on ``admin_url`` under ``prefix``, both synced."""
+    worker = await make_worker(kind, url, prefix)
+    admin = await make_worker("redis", admin_url, prefix)
+    await eventually(lambda: worker.trusted() and admin.trusted(), what="first sync")
+    return worker, admin
 
 
 @pytest.mark.parametrize(("first", "second"), [("redis", "redis"), ("redis-async", "redis-async"),
@@ -102,12 +112,8 @@ def assert_never_readmitted(samples: list[Sample], always: list[str], later: lis
 async def test_worker_cut_off_from_redis_stops_being_trusted_then_resyncs_revocations_made_meanwhile(
     server: RedisServer, make_worker: MakeWorker, kind: str
 ) -> None:
-    prefix = unique_prefix()
-    link = CuttableLink(server.port).start()
-    try:
-        worker = await make_worker(kind, link.url, prefix)
-        admin = await make_worker("redis", server.url, prefix)
-        await eventually(lambda: worker.trusted() and admin.trusted(), what="first sync")
+    with LoopbackProxy(server.port) as link:
+        worker, admin = await synced_pair(make_worker, kind, link.url, server.url, unique_prefix())
         await admin.revoke("subject", "before", time.time())
         await eventually(lambda: worker.knows("subject", "before"))
         sampler = Sampler(worker, [("subject", "before"), ("subject", "during"), ("token", "jti-during")])
@@ -124,8 +130,6 @@ async def test_worker_cut_off_from_redis_stops_being_trusted_then_resyncs_revoca
                          and worker.knows("token", "jti-during"), what="resync after reconnect")
         await asyncio.sleep(0.2)
         samples = await sampler.stop()
-    finally:
-        link.stop()
     assert any(not sample.trusted for sample in samples)
     assert samples[-1].trusted and all(samples[-1].known.values())
     assert_never_readmitted(samples, ["before"], ["during", "jti-during"], committed)
@@ -136,9 +140,7 @@ async def test_redis_killed_and_restarted_empty_gets_every_entry_back_and_nothin
     server: RedisServer, make_worker: MakeWorker, kind: str
 ) -> None:
     prefix = unique_prefix()
-    worker = await make_worker(kind, server.url, prefix)
-    admin = await make_worker("redis", server.url, prefix)
-    await eventually(lambda: worker.trusted() and admin.trusted(), what="first sync")
+    worker, admin = await synced_pair(make_worker, kind, server.url, server.url, prefix)
     await admin.revoke("subject", "before", time.time())
     await admin.revoke("token", "jti-before", time.time() + 600)
     await eventually(lambda: worker.knows("subject", "before") and worker.knows("token", "jti-before"))
@@ -177,17 +179,14 @@ async def test_stalled_redis_makes_the_mirror_untrusted_and_it_recovers(
 async def test_start_with_redis_unreachable_returns_untrusted_and_syncs_once_it_is_back(
     server: RedisServer, make_worker: MakeWorker, kind: str
 ) -> None:
-    link = CuttableLink(server.port).start()
-    link.cut()
-    try:
+    with LoopbackProxy(server.port) as link:
+        link.cut()
         started = time.monotonic()
         worker = await make_worker(kind, link.url, unique_prefix())
         assert time.monotonic() - started < 3.0
         assert not worker.trusted()
         link.restore()
         await eventually(worker.trusted, what="first sync after Redis came back")
-    finally:
-        link.stop()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -199,8 +198,7 @@ async def test_wall_clock_stepped_back_during_an_outage_does_not_keep_the_mirror
     def clock() -> float:
         return time.time() + offset[0]
 
-    link = CuttableLink(server.port).start()
-    try:
+    with LoopbackProxy(server.port) as link:
         worker = await make_worker(kind, link.url, unique_prefix(), clock=clock)
         await eventually(lambda: worker.mirror.trusted(clock()), what="first sync")
         link.cut()
@@ -208,8 +206,6 @@ async def test_wall_clock_stepped_back_during_an_outage_does_not_keep_the_mirror
         await eventually(lambda: not worker.mirror.trusted(clock()), within=UNTRUSTED_WITHIN, what="untrusted")
         link.restore()
         await eventually(lambda: worker.mirror.trusted(clock()), what="trusted again")
-    finally:
-        link.stop()
 
 
 @pytest.mark.parametrize("announce", ["gap", "garbage", "resync-marker"])
@@ -253,9 +249,7 @@ async def test_expired_token_entries_are_forgotten_by_every_mirror_and_trimmed_i
     server: RedisServer, make_worker: MakeWorker, kind: str
 ) -> None:
     prefix = unique_prefix()
-    worker = await make_worker(kind, server.url, prefix)
-    admin = await make_worker("redis", server.url, prefix)
-    await eventually(lambda: worker.trusted() and admin.trusted(), what="first sync")
+    worker, admin = await synced_pair(make_worker, kind, server.url, server.url, prefix)
     now = time.time()
     await admin.revoke("token", "short", now + 0.5)
     await admin.revoke("token", "long", now + 600)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -394,8 +395,22 @@ async def test_killed_master_is_a_store_error_at_once_for_its_keys_only(
             await consume(store, key, until)
         assert time.monotonic() - started < FAIL_FAST
     for master in others:
-        assert await consume(store, spread[master][0], until) is False
-        assert await consume(store, spread[master][1], until) is True
+        assert await served(store, spread[master][0], until) is False
+        assert await served(store, spread[master][1], until) is True
+
+
+async def served(store: Any, key: str, until: float, within: float = 5.0) -> bool:
+    """The store's answer for a key on a live master. Why a bounded wait: right after a master
+    dies, the client refreshes its slot map, asking the nodes in turn, and on a loaded machine a
+    call meanwhile may exceed the store's tight timeout: a StoreError (503), never an accept."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await consume(store, key, until)
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

@@ -1,8 +1,13 @@
-"""A loopback TCP proxy that can lose one reply: the server did the work, the client never hears.
+"""A loopback TCP proxy in front of a real server (redis-server) that makes network faults on cue.
 
-Put between a client and a real server (redis-server) to make the fault a retry has to survive:
-``lose_next_reply()`` makes the proxy swallow the next bytes the server sends and close both
-sides, as a connection reset right after the server answered would.
+Two faults, each one a client of the proxy sees while the server and its other clients carry on:
+
+- ``lose_next_reply()``: the next bytes the server sends are swallowed and both sides closed, as
+  a connection reset right after the server answered would (the work is done, the client never
+  hears: what a retry has to survive).
+- ``cut()`` until ``restore()``: every connection through the proxy is closed and new ones are
+  refused (accepted, then closed at once, as a reset would): Redis gone for one worker only, so
+  another client can write while this one is disconnected.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import threading
 from .redis_server import free_port
 
 
-class ReplyLosingProxy:
+class LoopbackProxy:
     """Forwards 127.0.0.1:<port> to 127.0.0.1:<target>; one thread per direction per connection."""
 
     def __init__(self, target_port: int) -> None:
@@ -22,18 +27,19 @@ class ReplyLosingProxy:
         #: the bytes each lost reply carried, in order (what the server really answered)
         self.lost: list[bytes] = []
         self._lose = threading.Event()
+        self._cut = threading.Event()
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._listener.settimeout(0.2)
-        self._stopping = threading.Event()
+        self._listener.settimeout(0.1)
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> ReplyLosingProxy:
+    def start(self) -> LoopbackProxy:
         self._thread.start()
         return self
 
@@ -41,20 +47,31 @@ class ReplyLosingProxy:
         """The next server-to-client bytes are dropped and that connection is closed."""
         self._lose.set()
 
+    def cut(self) -> None:
+        """Close every connection through the proxy; refuse new ones until restore()."""
+        self._cut.set()
+        self._close_all()
+
+    def restore(self) -> None:
+        self._cut.clear()
+
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=5)
         self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                _close(sock)
-            self._sockets.clear()
+        self._close_all()
 
-    def __enter__(self) -> ReplyLosingProxy:
+    def __enter__(self) -> LoopbackProxy:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _close_all(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _close(sock)
 
     def _accept(self) -> None:
         while not self._stopping.is_set():
@@ -64,7 +81,14 @@ class ReplyLosingProxy:
                 continue
             except OSError:
                 return
-            server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            if self._cut.is_set():
+                _close(client)
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                _close(client)
+                continue
             client.settimeout(None)
             server.settimeout(None)
             with self._lock:
@@ -84,6 +108,10 @@ class ReplyLosingProxy:
             pass
         _close(source)
         _close(sink)
+
+
+#: The name the one-time store's retry tests use for it.
+ReplyLosingProxy = LoopbackProxy
 
 
 def _close(sock: socket.socket) -> None:
