@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
 import json
 import os
 import queue
@@ -38,6 +39,7 @@ import string
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -224,6 +226,9 @@ SUBSTITUTIONS: Final = (
                  "https://idp.example.com", "{issuer}", _IDP),
     Substitution("README.md § Hooks: your checks, your users, your error bodies #1", "https://idp.example.com",
                  "{issuer}", _IDP),
+    Substitution("README.md § Revocation: a stolen or logged-out token stops everywhere #1", "https://idp.example.com", "{issuer}", _IDP),
+    Substitution("README.md § Revocation: a stolen or logged-out token stops everywhere #1", 'host="redis"', 'host="127.0.0.1", port={redis_port}',
+                 "the reader's Redis: our redis-server on a free port"),
     Substitution("README.md § Replay protection: DPoP, one-time tokens, iat windows, Redis #1", 'host="redis"',
                  'host="127.0.0.1", port={redis_port}', "the reader's Redis: our redis-server on a free port"),
     Substitution("README.md § The two commands #1", "python3 -m venv .venv && .venv/bin/pip install -q '.[server]' && ",
@@ -239,6 +244,9 @@ SUBSTITUTIONS: Final = (
 ENVIRONMENT: Final[Mapping[str, Mapping[str, str]]] = {
     "README.md § Replay protection: DPoP, one-time tokens, iat windows, Redis": {
         "DPOP_NONCE_SECRET": "{secret}",  # the README says how the reader makes one
+    },
+    "README.md § Revoking from the command line": {
+        "JWT_MIDDLEWARE_REDIS_URL": "redis://127.0.0.1:{redis_port}/0",  # the reader's Redis, as the README says
     },
     "examples/README.md § Examples": {
         "UVICORN_PORT": "{port}",  # uvicorn's own variable for --port: the commands stay as written
@@ -437,6 +445,39 @@ def exercise_hooks(namespace: dict[str, Any], reader: Reader) -> None:
     assert 'error="insufficient_scope"' in denied.headers["www-authenticate"]
 
 
+def exercise_revocation(namespace: dict[str, Any], reader: Reader) -> None:
+    """A logout revokes its session in Redis: that session's tokens are refused from the next
+    request on (a verified-cache hit included), another session's still pass."""
+    with TestClient(namespace["app"]) as client:  # the lifespan starts the store, and closes it
+        mine = bearer(reader.token("https://api.example.com", sid="session-1"))
+        other = bearer(reader.token("https://api.example.com", sid="session-2"))
+        assert client.get("/me", headers=mine).json() == {"sub": "alice"}
+        assert client.post("/logout", headers=mine).json() == {"logged_out": True}
+        for _ in range(2):  # the second time from the verified-token cache
+            refused = client.get("/me", headers=mine)
+            assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]
+        assert client.get("/me", headers=other).status_code == 200
+    with redis.Redis(port=reader.redis.port) as direct:
+        assert direct.hlen("{jwt_middleware:revocation}:cutoffs") == 1, "the cut-off is in Redis for every worker"
+
+
+def exercise_set_receiver(namespace: dict[str, Any], reader: Reader) -> None:
+    """Junk is RFC 8935's 400 invalid_request; a SET of the transmitter pushed without its bearer
+    token is 401, before its signature is even looked at."""
+    client = TestClient(namespace["events"])
+    kind = {"content-type": "application/secevent+jwt"}
+    junk = client.post("/caep", content=b"not-a-set", headers=kind)
+    assert junk.status_code == 400 and junk.json()["err"] == "invalid_request"
+
+    def segment(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    claims = {"iss": "https://idp.example.com", "jti": "set-1", "iat": int(time.time()),
+              "aud": "https://api.example.com/caep", "events": {}}
+    pushed = f"{segment({'alg': 'RS256', 'typ': 'secevent+jwt'})}.{segment(claims)}.AAAA"
+    assert client.post("/caep", content=pushed.encode(), headers=kind).status_code == 401
+
+
 EXERCISES: Final[Mapping[str, Callable[[dict[str, Any], Reader], None]]] = {
     "README.md § Quickstart (Starlette / any ASGI app) #1": exercise_quickstart,
     "README.md § WSGI (Flask, Django, …) and framework helpers #1": exercise_wsgi,
@@ -444,6 +485,8 @@ EXERCISES: Final[Mapping[str, Callable[[dict[str, Any], Reader], None]]] = {
     "README.md § Replay protection: DPoP, one-time tokens, iat windows, Redis #1": exercise_redis_replay,
     "README.md § Behind a reverse proxy: one trusted-proxy model #1": exercise_trusted_proxies,
     "README.md § Hooks: your checks, your users, your error bodies #1": exercise_hooks,
+    "README.md § Revocation: a stolen or logged-out token stops everywhere #1": exercise_revocation,
+    "README.md § Shared Signals (CAEP, RISC): revocations pushed by your identity provider #1": exercise_set_receiver,
 }
 
 
@@ -487,11 +530,17 @@ def example_answers(output: str) -> None:
     assert "HTTP/1.1 401 " in output, output  # curl -i: the status line of the tokenless call
 
 
+def revocations_written(output: str) -> None:
+    kinds = [line["revoked"] for line in json_lines(output)]
+    assert kinds == ["subject", "session", "client", "token"], kinds
+
+
 OUTPUTS: Final[Mapping[str, Callable[[str], None]]] = {
     "README.md § Command line #1": verified_es256,
     "README.md § Command line #2": verified_hs256,
     "README.md § Command line #3": verified_both_by_config,
     "README.md § Command line #4": refused_with_explanation,
+    "README.md § Revoking from the command line #1": revocations_written,
     "examples/README.md § Examples #3": example_answers,
 }
 
