@@ -128,6 +128,8 @@ NOT_ON_COMMAND_LINE: Final = {
     "Config.identity_loader": "runs after the decision (the app's users), not part of it",
     "Config.identity_loader_ttl": "runs after the decision (the app's users), not part of it",
     "Config.on_refusal": "shapes the response body only",
+    "Issuer.status_list": "verify fetches no Token Status List: a token it accepts may still be refused by "
+    "its issuer's list (revoked or suspended) in the middleware",
 }
 
 _ISSUER_TABLE_KEYS: Final = ("issuer", "audiences", "jwks", "hs_secret_file", "hs_secret_env", "hs_kid")

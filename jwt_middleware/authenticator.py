@@ -11,10 +11,11 @@ from typing import Literal, NamedTuple, cast
 
 from ._drive import drive_async, drive_sync
 from ._revoking import Revoker, check_revocation_store
+from ._status_lists import StatusLists
 from .audit import fingerprint, record_decision
 from .challenge import Answer, render_challenge, with_body
 from .config import Config
-from .core.effects import ConsumeNonce, Effect, ValidateClaims
+from .core.effects import ConsumeNonce, Effect, FetchStatusList, ValidateClaims
 from .core.pipeline import Flow, Pending, Trace, authenticate, build_context, finish, prepare
 from .errors import AuthError, ConfigError, Refusal, Unavailable
 from .hooks import ClaimsCheck, Hook, RefusalBody, UserLoader, prepare_hook, shaped_body
@@ -118,7 +119,12 @@ class Authenticator:
             check_revocation_store(revocation_store)
             _check_store_clock(revocation_store, config, "revocation_store")
             mirror = revocation_store.mirror
-        self._ctx = build_context(config, self.keys, self._claims_check, mirror)
+        # Token Status Lists (issue 12): per issuer with a status_list policy, checked on every request
+        self._status_lists: StatusLists | None = None
+        if any(issuer.status_list is not None for issuer in config.issuers):
+            self._status_lists = StatusLists(config, self.keys, self.loader)
+        checks = self._status_lists.checks if self._status_lists is not None else None
+        self._ctx = build_context(config, self.keys, self._claims_check, mirror, checks)
         if revocation_store is not None:
             self._revoker = Revoker(revocation_store, config, self._ctx.verified)
         self._clock = config.clock
@@ -423,6 +429,9 @@ class Authenticator:
         if isinstance(effect, ValidateClaims):
             cast(ClaimsCheck, self._claims_check).finish(effect.pending)
             return None
+        if isinstance(effect, FetchStatusList):
+            cast(StatusLists, self._status_lists).answer(effect)
+            return None
         if effect.blocking:
             self.loader.load(effect.issuer)
         else:
@@ -436,6 +445,9 @@ class Authenticator:
             return cast(NonceStore, self.nonce_store).consume(effect.key, effect.until)
         if isinstance(effect, ValidateClaims):
             await cast(ClaimsCheck, self._claims_check).afinish(effect.pending)
+            return None
+        if isinstance(effect, FetchStatusList):
+            await cast(StatusLists, self._status_lists).aanswer(effect)
             return None
         if effect.blocking:
             await self.loader.aload(effect.issuer)

@@ -21,6 +21,7 @@ from .proxies import AUTHORITY, TrustedProxies
 if TYPE_CHECKING:
     from .identity import Identity
     from .request import RequestView
+    from .revocation.status_list import StatusListPolicy
 
 __all__ = [
     "Config",
@@ -285,6 +286,10 @@ class Issuer:
     #: accept tokens whose header carries ``jku``, ``jwk``, ``x5u`` or ``x5c`` (still never read:
     #: keys come from ``keys`` only); off by default, RFC 8725 §3.10
     allow_key_headers: bool = False
+    #: check each token's ``status`` claim against the issuer's Token Status List
+    #: (draft-ietf-oauth-status-list); None: the claim is not read (RFC 7519 §4: a claim not
+    #: understood is ignored). See :class:`~jwt_middleware.revocation.status_list.StatusListPolicy`
+    status_list: StatusListPolicy | None = None
 
     def __post_init__(self) -> None:
         _tuple(self, "algorithms", str, "['ES256']")
@@ -303,6 +308,20 @@ class Issuer:
                 raise ConfigError("Issuer.keys: HS algorithms need keys=SharedSecret(...)")
             object.__setattr__(self, "keys", OIDCDiscovery())
         self._check_keys_match_algorithms()
+        if self.status_list is not None:
+            self._check_status_list()
+
+    def _check_status_list(self) -> None:
+        """The policy's type, and where this issuer's lists may live, at construction (not at the
+        first token that references a list)."""
+        from .revocation.status_list import StatusListPolicy, StatusListRules
+
+        if not isinstance(self.status_list, StatusListPolicy):
+            raise ConfigError(
+                f"Issuer.status_list: a {type(self.status_list).__name__} given; write "
+                "status_list=StatusListPolicy() (jwt_middleware.revocation.status_list) or leave it None"
+            )
+        StatusListRules.for_issuer(self.issuer, self.status_list)  # ConfigError naming allowed_uri_prefixes
 
     def _check_algorithms(self) -> None:
         if not self.algorithms:

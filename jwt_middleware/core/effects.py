@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-__all__ = ["ConsumeNonce", "Effect", "FetchKeys", "ValidateClaims"]
+__all__ = ["ConsumeNonce", "Effect", "FetchKeys", "FetchStatusList", "ValidateClaims"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,4 +37,19 @@ class ValidateClaims:
     pending: Awaitable[object]
 
 
-Effect = FetchKeys | ConsumeNonce | ValidateClaims
+@dataclass(frozen=True, slots=True)
+class FetchStatusList:
+    """Fetch the Status List Token at ``uri`` for ``issuer`` (draft-ietf-oauth-status-list §8).
+    ``blocking``: the request waits for it; else it is judged by the stale list and the fetch
+    runs in the background.
+
+    The driver answers with None; the verified list (or the failure) lands in that issuer's
+    StatusListCache, which the flow reads again.
+    """
+
+    issuer: str
+    uri: str
+    blocking: bool
+
+
+Effect = FetchKeys | ConsumeNonce | ValidateClaims | FetchStatusList

@@ -2,16 +2,17 @@
 
 Steps, in order (DESIGN.md): policy → extract → verified-token cache → gate and parse →
 issuer → header → keys → signature → claims → the app's claims_validator → sender (DPoP proof,
-bound-token downgrade) → iat window → revocation → scopes → one-time jti. The pipeline owns the
-order, never the logic of a step. The revocation check runs on verified-cache hits too. One-time
-values are consumed last, so a refusal for revocation or scope never burns a token.
+bound-token downgrade) → iat window → revocation → token status list → scopes → one-time jti. The
+pipeline owns the order, never the logic of a step. The revocation and status-list checks run on
+verified-cache hits too. One-time values are consumed last, so a refusal for revocation, status
+or scope never burns a token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
 from ..config import Config, Issuer, Rule
 from ..errors import DPoPRequired, InsufficientScope, InvalidRequest, InvalidToken, MissingToken
@@ -28,6 +29,7 @@ from .policy import Matcher
 from .replay import check_iat_window, consume_once, token_key
 from .revocation import STALE_REASON, RevocationCheck, check_revocation
 from .sender import SenderPolicy, check_sender
+from .status import UNAVAILABLE_REASON, StatusCheck, StatusDue, finish_status, status_due
 from .verified import VerifiedCache
 from .verify import check_header, check_signature
 
@@ -87,6 +89,11 @@ class Context:
     claims_check: ClaimsCheck | None = None
     #: the revocation mirror every request is checked against (None: no revocation store)
     revocation: RevocationCheck | None = None
+    #: per issuer with a ``status_list`` policy, its list cache (None: no issuer has one)
+    status_lists: Mapping[str, StatusCheck] | None = None
+    #: a check runs on every request whatever the rule (revocation or status lists): cache hits
+    #: read this one attribute instead of two
+    every_request: bool = False
 
 
 def build_context(
@@ -94,10 +101,11 @@ def build_context(
     keys: KeyCache,
     claims_check: ClaimsCheck | None = None,
     revocation: RevocationCheck | None = None,
+    status_lists: Mapping[str, StatusCheck] | None = None,
 ) -> Context:
     """The pipeline's state for ``config``; ``claims_check`` is the app's claims_validator as the
     Authenticator wraps it (the core never calls an app's hook unwrapped); ``revocation`` the
-    revocation store's mirror."""
+    revocation store's mirror; ``status_lists`` each status-list issuer's cache (empty: None)."""
     issuers = {i.issuer: i for i in config.issuers}
     policies = {
         name: ClaimPolicy(
@@ -128,6 +136,8 @@ def build_context(
         max_remember=config.max_lifetime or 86400.0,
         claims_check=claims_check,
         revocation=revocation,
+        status_lists=status_lists or None,
+        every_request=revocation is not None or bool(status_lists),
     )
 
 
@@ -172,6 +182,8 @@ class Pending(NamedTuple):
     #: cached (under ``generation``) only once it passed
     validation: ValidateClaims | None = None
     generation: int = 0
+    #: the status list :func:`prepare` found absent or due, after the checks before it passed
+    status: StatusDue | None = None
 
 
 def authenticate(request: RequestView, ctx: Context, now: float, trace: Trace) -> Flow:
@@ -210,8 +222,10 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
                 and rule.dpop != "required"):
             trace.raw = raw
             trace.identity = identity
-            if rule.scopes or rule.iat_window is not None or ctx.revocation is not None:
-                _check_rule(identity, rule, ctx, now, trace)
+            if rule.scopes or rule.iat_window is not None or ctx.every_request:
+                due = _check_rule(identity, rule, ctx, now, trace)
+                if due is not None:  # the list is absent or due: finish() yields the fetch
+                    return Pending(rule, _token_of(raw), identity, status=due)
             return identity
     # lone_bearer found the only place a token can be: what extract() would read, minus the scan
     token = token_from_authorization(raw) if raw is not None else ctx.extractor.extract(request)
@@ -245,14 +259,16 @@ def prepare(request: RequestView, ctx: Context, now: float, trace: Trace) -> Ide
     if effects_due or identity.binding is not None:
         return Pending(rule, token, identity)
     trace.identity = identity
-    if rule.scopes or rule.iat_window is not None or ctx.revocation is not None:
-        _check_rule(identity, rule, ctx, now, trace)
+    if rule.scopes or rule.iat_window is not None or ctx.every_request:
+        due = _check_rule(identity, rule, ctx, now, trace)
+        if due is not None:
+            return Pending(rule, token, identity, status=due)
     return identity
 
 
 def finish(request: RequestView, pending: Pending, ctx: Context, now: float, trace: Trace) -> Flow:
     """The rest of :func:`authenticate`: verify, sender constraint, rule checks, one-time use."""
-    rule, token, identity, checked, validation, generation = pending
+    rule, token, identity, checked, validation, generation, due = pending
     fresh = validation is not None
     if identity is None:
         if checked is None:
@@ -269,7 +285,13 @@ def finish(request: RequestView, pending: Pending, ctx: Context, now: float, tra
     trace.identity = identity
     if _needs_sender_check(token, identity, rule):
         yield from check_sender(request, token, identity, rule, ctx.sender, now, fail_open=ctx.fail_open)
-    _check_rule(identity, rule, ctx, now, trace)
+    if due is None:  # else prepare() ran the checks up to the status list
+        due = _check_rule(identity, rule, ctx, now, trace)
+    if due is not None:
+        yield due.effect
+        if finish_status(due, now, ctx.fail_open):
+            trace.degraded = UNAVAILABLE_REASON
+        _check_scopes(identity, rule)
     if rule.one_time:
         # Why exp + leeway: a shorter memory than the token's life would be a replay gap.
         until = (
@@ -283,14 +305,30 @@ def _needs_sender_check(token: Token, identity: Identity, rule: Rule) -> bool:
     return token.scheme == "dpop" or identity.binding is not None or rule.dpop == "required"
 
 
-def _check_rule(identity: Identity, rule: Rule, ctx: Context, now: float, trace: Trace) -> None:
+def _check_rule(identity: Identity, rule: Rule, ctx: Context, now: float, trace: Trace) -> StatusDue | None:
     """The checks every request of a verified token runs, cache hits included: iat window,
-    revocation, scopes (in DESIGN.md's order; one-time use comes after, in :func:`finish`)."""
+    revocation, token status, scopes (in DESIGN.md's order; one-time use comes after, in
+    :func:`finish`). Returns the status-list fetch that must come first (scopes not checked
+    yet: :func:`finish` yields it, judges the status, then checks them)."""
     if rule.iat_window is not None:
         check_iat_window(identity, now, rule.iat_window)
     revocation = ctx.revocation
     if revocation is not None and check_revocation(identity, revocation, now, ctx.fail_open):
         trace.degraded = STALE_REASON
+    lists = ctx.status_lists
+    if lists is not None:
+        check = lists.get(identity.issuer)
+        if check is not None:
+            due = status_due(identity, check, now, ctx.fail_open)
+            if isinstance(due, StatusDue):
+                return due
+            if due:
+                trace.degraded = UNAVAILABLE_REASON
+    _check_scopes(identity, rule)
+    return None
+
+
+def _check_scopes(identity: Identity, rule: Rule) -> None:
     if rule.scopes and not identity.scopes.issuperset(rule.scopes):
         raise InsufficientScope("insufficient_scope", params={"scope": " ".join(rule.scopes)})
 
@@ -348,6 +386,11 @@ def _remember(token: Token, identity: Identity, generation: int, ctx: Context) -
 
 
 _TUPLE_NEW: Final = tuple.__new__
+
+
+def _token_of(raw: bytes) -> Token:
+    """The Token of an Authorization value the verified cache found: it was filed from one."""
+    return cast(Token, token_from_authorization(raw))
 
 
 def _key(

@@ -26,6 +26,7 @@ from .model import (
     Revocation,
     RevokedToken,
 )
+from .status_list import StatusListPolicy
 
 if TYPE_CHECKING:
     from .redis import AsyncRedisRevocationStore, RedisRevocationStore
@@ -46,6 +47,7 @@ __all__ = [
     "RevocationMirror",
     "RevocationStore",
     "RevokedToken",
+    "StatusListPolicy",
 ]
 
 

@@ -111,6 +111,9 @@ class StatusListPolicy:
     :param max_decompressed_bytes: cap on the byte array; 8 MiB holds 67 M one-bit entries.
         Memory held is at most ``max_lists`` times this
     :param tls: trust for fetches: True (system CAs), a CA bundle path, or an SSLContext
+    :param required: refuse a token of this issuer that carries no ``status`` claim
+        (``status_claim_missing``); off: such a token is not checked (draft §6.2 makes the
+        claim optional, so an issuer may mint tokens without one)
     """
 
     allowed_uri_prefixes: Sequence[str] | None = None
@@ -126,8 +129,13 @@ class StatusListPolicy:
     max_decompressed_bytes: int = 8 * _MIB
     max_lists: int = 16  # lists remembered at once; a full cache forgets the least useful
     tls: ssl.SSLContext | str | bool = True
+    required: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.required, bool):
+            raise ConfigError(
+                "StatusListPolicy.required: True or False (True refuses tokens without a status claim)"
+            )
         _seconds(
             self,
             "default_ttl",
