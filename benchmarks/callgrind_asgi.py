@@ -2,28 +2,26 @@
 
 Run: python benchmarks/callgrind_asgi.py          (needs valgrind; about 2 minutes)
 
-Each case runs N = 1 and N = 301 requests in a fresh interpreter under callgrind; the difference
-divided by 300 is the cost of one request, start-up excluded. Unique-token cases mint their tokens
+Each case runs N = 1 and N = 301 requests in a fresh interpreter under callgrind (PYTHONHASHSEED=0:
+benchmarks/_callgrind.py); the difference divided by 300 is the cost of one request, start-up excluded. Unique-token cases mint their tokens
 in the measured part, so a mint-only case is subtracted from the floor.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-import shutil
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _callgrind import dispatch, per_request, require_valgrind, send_each, send_repeated
 
 
 def run_case(case: str, n: int) -> None:
     """One measured workload (called in the child interpreter)."""
-    from _harness import asgi_caller, http_scope
     from bench_asgi import AUD, ISS, hand_floor, ours, pyjwt_app, serve_jwks, starlette_app
 
     from jwt_middleware.testing import make_key, mint, public_jwks
@@ -31,14 +29,7 @@ def run_case(case: str, n: int) -> None:
     key = make_key("ES256")
     if case.startswith("repeat-"):
         token = mint(key, issuer=ISS, audience=AUD, lifetime=3600)
-        app = starlette_app() if case == "repeat-bare" else ours("ES256", key)
-        call = asgi_caller(app, http_scope("/me", [(b"authorization", f"Bearer {token}".encode())]))
-
-        async def repeat() -> None:
-            for i in range(n):
-                await call(i)
-
-        asyncio.run(repeat())
+        send_repeated(starlette_app() if case == "repeat-bare" else ours("ES256", key), token, n)
         return
     tokens = [mint(key, issuer=ISS, audience=AUD, lifetime=3600) for _ in range(n)]
     if case == "unique-mint":
@@ -48,34 +39,14 @@ def run_case(case: str, n: int) -> None:
         for token in tokens:
             verify(token)
         return
-    apps = {"unique-bare": starlette_app, "unique-ours": lambda: ours("ES256", key),
+    apps: dict[str, Callable[[], Any]] = {"unique-bare": starlette_app, "unique-ours": lambda: ours("ES256", key),
             "unique-pyjwt": lambda: pyjwt_app(serve_jwks(public_jwks(key)))}
-    app = apps[case]()
-    callers = [asgi_caller(app, http_scope("/me", [(b"authorization", f"Bearer {t}".encode())])) for t in tokens]
-
-    async def unique() -> None:
-        for i, caller in enumerate(callers):
-            await caller(i)
-
-    asyncio.run(unique())
-
-
-def instructions(case: str, n: int) -> int:
-    out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__, "--case", case, str(n)],
-        capture_output=True, text=True, check=True,
-    ).stderr
-    return int(re.search(r"Collected : (\d+)", out).group(1))  # type: ignore[union-attr]
-
-
-def per_request(case: str) -> float:
-    return (instructions(case, 301) - instructions(case, 1)) / 300
+    send_each(apps[case](), tokens)
 
 
 def main() -> None:
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed (apt-get install valgrind)")
-    r = {case: per_request(case) for case in (
+    require_valgrind()
+    r = {case: per_request(__file__, case) for case in (
         "repeat-bare", "repeat-ours", "unique-mint", "unique-bare", "unique-ours", "unique-floor", "unique-pyjwt")}
     for case, value in r.items():
         print(f"{case:<14} {value:12,.0f} instructions/request")
@@ -89,7 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--case":
-        run_case(sys.argv[2], int(sys.argv[3]))
-    else:
-        main()
+    dispatch(sys.argv, run_case, main)

@@ -13,19 +13,16 @@ measured part, the same tokens for every case). Targets (issue 12): repeat-rev <
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _callgrind import REQUESTS, dispatch, per_request, require_valgrind, send_each, send_repeated
 
 REVOKED = 10_000
 CUT_OFFS = 1_000
@@ -55,58 +52,29 @@ def _app(revocation: bool, key: object) -> object:
 
 def run_case(case: str, n: int) -> None:
     """One measured workload (called in the child interpreter)."""
-    from _harness import asgi_caller, http_scope
     from bench_asgi import starlette_app
     from joserfc.jwk import ECKey
 
     fixture = json.loads(FIXTURE.read_text())
     key = ECKey.import_key(fixture["key"])
     if case.startswith("repeat-"):
-        token = fixture["tokens"][0]
         app = starlette_app() if case == "repeat-bare" else _app(case == "repeat-rev", key)
-        call = asgi_caller(app, http_scope("/me", [(b"authorization", f"Bearer {token}".encode())]))
-
-        async def repeat() -> None:
-            for i in range(n):
-                await call(i)
-
-        asyncio.run(repeat())
+        send_repeated(app, fixture["tokens"][0], n)
         return
-    tokens = fixture["tokens"][:n]
-    app = _app(case == "unique-rev", key)
-    callers = [asgi_caller(app, http_scope("/me", [(b"authorization", f"Bearer {t}".encode())])) for t in tokens]
-
-    async def unique() -> None:
-        for i, caller in enumerate(callers):
-            await caller(i)
-
-    asyncio.run(unique())
-
-
-def instructions(case: str, n: int) -> int:
-    out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
-         "--case", case, str(n)],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
-    ).stderr
-    return int(re.search(r"Collected : (\d+)", out).group(1))  # type: ignore[union-attr]
-
-
-def per_request(case: str) -> float:
-    return (instructions(case, 301) - instructions(case, 1)) / 300
+    send_each(_app(case == "unique-rev", key), fixture["tokens"][:n])
 
 
 def main() -> None:
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    require_valgrind()
     from bench_asgi import AUD, ISS
 
     from jwt_middleware.testing import make_key, mint
 
     key = make_key("ES256")
-    tokens = [mint(key, issuer=ISS, audience=AUD, lifetime=3600) for _ in range(301)]
+    tokens = [mint(key, issuer=ISS, audience=AUD, lifetime=3600) for _ in range(REQUESTS)]
     FIXTURE.write_text(json.dumps({"key": key.as_dict(private=True), "tokens": tokens}))
-    r = {case: per_request(case) for case in ("repeat-bare", "repeat-ours", "repeat-rev", "unique-ours", "unique-rev")}
+    cases = ("repeat-bare", "repeat-ours", "repeat-rev", "unique-ours", "unique-rev")
+    r = {case: per_request(__file__, case) for case in cases}
     for case, value in r.items():
         print(f"{case:<12} {value:12,.0f} instructions/request")
     print()
@@ -117,7 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--case":
-        run_case(sys.argv[2], int(sys.argv[3]))
-    else:
-        main()
+    dispatch(sys.argv, run_case, main)

@@ -7,7 +7,6 @@ in-process through ``main(argv)``.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import stat
@@ -15,8 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import IO, Any
@@ -25,69 +23,17 @@ import pytest
 import trustme
 from joserfc.jwk import Key, OctKey
 
-from jwt_middleware.cli import main
 from jwt_middleware.config import ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS
 from jwt_middleware.testing import b64url, make_key, mint, public_jwks, sign_raw
 
 from .conftest import ISSUER
+from .support.cli_runner import Cli, Result, run_subprocess
+from .support.cli_runner import cli as cli  # fixtures: ``x as x`` so pytest finds them here
+from .support.cli_runner import inproc as inproc
 from .support.jwks_server import JWKSServer
 
 MARKER = "MARKER-8d1c"
 BASE = ["--issuer", ISSUER, "--audience", "api", "--algorithm", "ES256"]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.splitlines()]
-
-
-Cli = Callable[..., Result]
-
-
-def run_subprocess(argv: Sequence[str | bytes], stdin: bytes = b"") -> Result:
-    done = subprocess.run(
-        [sys.executable, "-m", "jwt_middleware.cli", *argv],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
-
-
-def run_in_process(
-    argv: Sequence[str], stdin: bytes, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Result:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err)
-
-
-@pytest.fixture(params=["subprocess", "in-process"])
-def cli(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Cli:
-    def call(*argv: str, stdin: bytes = b"") -> Result:
-        if request.param == "subprocess":
-            return run_subprocess(argv, stdin)
-        return run_in_process(argv, stdin, monkeypatch, capsys)
-
-    return call
-
-
-@pytest.fixture
-def inproc(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    def call(*argv: str, stdin: bytes = b"") -> Result:
-        return run_in_process(argv, stdin, monkeypatch, capsys)
-
-    return call
 
 
 @pytest.fixture(scope="module")

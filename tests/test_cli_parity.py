@@ -6,12 +6,9 @@ process); and every Config, Issuer and KeyPolicy field is an option or has a sta
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,8 +27,10 @@ from jwt_middleware import (
     StaticKeys,
 )
 from jwt_middleware._cli_config import NOT_ON_COMMAND_LINE, OPTIONS, SET_OTHERWISE, Option, build
-from jwt_middleware.cli import _parser, main
+from jwt_middleware.cli import _parser
 from jwt_middleware.testing import FakeClock, b64url, make_key, mint, public_jwks, sign_raw
+
+from .support.cli_runner import run_in_process, run_subprocess
 
 NOW = 1_800_000_000
 ISS_ES = "https://es.example"
@@ -229,13 +228,6 @@ def middleware_decisions(cfg: Config) -> list[dict[str, Any]]:
     return found
 
 
-def cli_in_process(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
-    code = main(["verify", *argv, "--now", str(NOW), *TOKENS.values()])
-    out = capsys.readouterr().out
-    return code, [json.loads(line) for line in out.splitlines()]
-
-
 def table(decisions: list[dict[str, Any]]) -> dict[str, tuple[bool, str | None]]:
     return {name: (d["valid"], d.get("reason")) for name, d in zip(TOKENS, decisions, strict=True)}
 
@@ -245,27 +237,21 @@ def test_cli_decides_every_token_as_the_middleware(
     case: Case, files: Path, hs384_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     expected = middleware_decisions(case.config(files))
-    code, lines = cli_in_process(case.argv(files), monkeypatch, capsys)
-    assert table(lines) == table(expected)
-    assert lines == expected  # the error codes and the accepted tokens' claims too
-    assert code == 1  # every configuration refuses some token of the table
+    result = run_in_process(["verify", *case.argv(files), "--now", str(NOW), *TOKENS.values()], b"", monkeypatch, capsys)
+    assert table(result.lines) == table(expected)
+    assert result.lines == expected  # the error codes and the accepted tokens' claims too
+    assert result.code == 1  # every configuration refuses some token of the table
     accepted = [d for d in expected if d["valid"]]
     assert accepted, f"{case.name}: the table must hold a token this configuration accepts"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_cli_as_a_real_process_decides_as_the_middleware(case: Case, files: Path) -> None:
+def test_cli_as_a_real_process_decides_as_the_middleware(case: Case, files: Path, hs384_env: None) -> None:
+    """The tokens on stdin this time, the HS384 secret in the inherited environment."""
     expected = middleware_decisions(case.config(files))
-    done = subprocess.run(
-        [sys.executable, "-m", "jwt_middleware.cli", "verify", *case.argv(files), "--now", str(NOW)],
-        input="\n".join(TOKENS.values()).encode(),
-        capture_output=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, HS384_ENV: SECRET_384.decode()},
-    )
-    assert done.returncode == 1, done.stderr
-    assert [json.loads(line) for line in done.stdout.splitlines()] == expected
+    result = run_subprocess(["verify", *case.argv(files), "--now", str(NOW)], "\n".join(TOKENS.values()).encode())
+    assert result.code == 1, result.err
+    assert result.lines == expected
 
 
 def test_the_table_exercises_many_distinct_refusals(files: Path, hs384_env: None) -> None:

@@ -32,9 +32,11 @@ from jwt_middleware.revocation import (
 )
 from jwt_middleware.testing import make_key, mint
 
+from .support.cli_runner import Cli
+from .support.cli_runner import cli as cli  # fixtures: ``x as x`` so pytest finds them here
+from .support.cli_runner import inproc as inproc
 from .support.redis_cluster import LocalRedisCluster
 from .support.redis_server import RedisServer, free_port
-from .test_cli import Cli, Result, run_in_process, run_subprocess
 
 ISSUER = "https://issuer.test"
 #: The follower's heartbeat: longer than any wait below, so only the command's PUBLISH can
@@ -42,21 +44,6 @@ ISSUER = "https://issuer.test"
 SLOW_HEARTBEAT = 5.0
 #: Generous bound for "the worker learned it" (seconds): against a hang, not a benchmark.
 EVENTUALLY = 3.0
-
-
-@pytest.fixture(params=["subprocess", "in-process"])
-def cli(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    def call(*argv: str, stdin: bytes = b"") -> Result:
-        if request.param == "subprocess":
-            return run_subprocess(argv, stdin)
-        return run_in_process(argv, stdin, monkeypatch, capsys)
-
-    return call
-
-
-@pytest.fixture
-def inproc(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return lambda *argv, stdin=b"": run_in_process(argv, stdin, monkeypatch, capsys)
 
 
 def unique_prefix() -> str:

@@ -22,6 +22,7 @@ from typing import Final
 from tests.support.raw_http import send
 
 from ..support.redis_server import free_port
+from ..support.server_process import stop_process
 from .matrix import MODES, PREFIX
 
 __all__ = ["SERVERS", "Running", "ServerSpec", "serve_all"]
@@ -98,7 +99,7 @@ def serve_all(jwks: dict[str, object], runs: Path, logs: Path) -> Iterator[dict[
         yield {spec.name: _wait(spec, port, process, log, deadline) for spec, port, process, log in started}
     finally:
         for *_, process, _log in started:
-            _stop(process)
+            stop_process(process)
 
 
 def _start(spec: ServerSpec, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -127,11 +128,3 @@ def _wait(spec: ServerSpec, port: int, process: subprocess.Popen[bytes], log: Pa
 def _tail(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:]
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)

@@ -18,6 +18,8 @@ from typing import IO, Any
 import httpx
 import pytest
 
+from ..support.server_process import stop_process
+
 OP_DIR = Path(__file__).parent / "op"
 ROOT = Path(__file__).parents[2]
 INSTALL = ROOT / "scripts" / "install-interop.sh"
@@ -138,13 +140,7 @@ class Provider:
         if proc is None:
             return
         self._proc = None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, within=5)
         if proc.stdin is not None:
             proc.stdin.close()  # stdout is closed by its reader thread at EOF
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,10 @@ from redis.retry import Retry
 from jwt_middleware.revocation import Revocation, RevocationMirror, RevokedToken
 from jwt_middleware.revocation.redis import AsyncRedisRevocationStore, RedisRevocationStore
 
-from ..support.redis_server import RedisServer
+# own_server/server: a module's own redis-server (it stops, restarts or stalls it); ``x as x`` marks
+# them re-exported, so pytest finds the fixtures here and ruff keeps the imports
+from ..support.redis_server import own_server as own_server
+from ..support.redis_server import server as server
 
 ISSUER = "https://issuer.test"
 #: Store timing of these tests: a fast heartbeat so outages show quickly, and a staleness bound
@@ -30,21 +33,6 @@ MAX_STALENESS = 1.0
 TIMEOUT = 0.5
 #: Generous bound for "eventually" (seconds): against a hang, not a benchmark.
 EVENTUALLY = 5.0
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[RedisServer]:
-    """A redis-server of the module's own: its tests stop, restart or stall it."""
-    server = RedisServer().start()
-    yield server
-    server.remove()
-
-
-@pytest.fixture
-def server(own_server: RedisServer) -> RedisServer:
-    if own_server.process is None:  # a failed test may have left it stopped
-        own_server.start()
-    return own_server
 
 
 def unique_prefix() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,24 +21,13 @@ from jwt_middleware.stores.memory import MemoryNonceStore
 from jwt_middleware.stores.redis import AsyncRedisNonceStore, RedisNonceStore
 from jwt_middleware.testing import FakeClock
 
+# own_server/server: a module's own redis-server (it stops, restarts or stalls it); ``x as x`` marks
+# them re-exported, so pytest finds the fixtures here and ruff keeps the imports
 from ..support.redis_server import RedisServer
+from ..support.redis_server import own_server as own_server
+from ..support.redis_server import server as server
 
 BACKENDS = ["memory", "redis", "redis-async"]
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[RedisServer]:
-    """A redis-server of the module's own: its tests stop, pause or stall it."""
-    server = RedisServer().start()
-    yield server
-    server.remove()
-
-
-@pytest.fixture
-def server(own_server: RedisServer) -> RedisServer:
-    if own_server.process is None:  # a failed test may have left it stopped
-        own_server.start()
-    return own_server
 
 
 #: Store timeout (seconds) of the contract fixtures: room for a busy test machine; the fault

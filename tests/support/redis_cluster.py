@@ -2,8 +2,8 @@
 
 ``redis-server --cluster-enabled yes`` per node, joined by ``redis-cli --cluster create
 ... --cluster-yes``, then awaited until every node says ``cluster_state:ok``; every wait is
-bounded, and the nodes are stopped (SIGCONT first, so a stalled one sees SIGTERM) and their
-folders removed at the end.
+bounded, and the nodes are stopped (server_process.stop_process: SIGCONT first, so a stalled one
+sees SIGTERM) and their folders removed at the end.
 
 Why explicit bus ports (``--cluster-port``): the default bus port is the client port + 10000,
 which for an ephemeral port can be taken or above 65535.
@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
 
 import redis
 
-from .redis_server import free_port
+from .redis_server import free_port, stalled
+from .server_process import stop_process
 
 HOST = "127.0.0.1"
 #: Longest a cluster may take to start (the brief: under 20 s on a busy 2-core machine).
@@ -132,17 +131,9 @@ class LocalRedisCluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _stop(self, node: Node) -> None:
-        if node.process is None:
-            return
-        if node.process.poll() is None:
-            os.kill(node.process.pid, signal.SIGCONT)  # a stopped process would not see SIGTERM
-            node.process.terminate()
-            try:
-                node.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=5)
-        node.process = None
+        if node.process is not None:
+            stop_process(node.process, within=5)
+            node.process = None
 
     # -- what the cluster looks like --------------------------------------------------------------
 
@@ -234,25 +225,13 @@ class LocalRedisCluster:
 
     # -- faults -----------------------------------------------------------------------------------
 
-    @contextmanager
-    def stalled(self, port: int, at_most: float = 10.0) -> Iterator[None]:
-        """Node ``port`` stopped (SIGSTOP) inside the block: its port accepts, nothing answers.
-
-        Continued on the way out whatever the block raised, and after ``at_most`` seconds by a
-        watchdog thread even if the block still runs, so no stall outlives its test.
-        """
+    def stalled(self, port: int, at_most: float = 10.0) -> AbstractContextManager[None]:
+        """Node ``port`` stopped (SIGSTOP) inside the block: its port accepts, nothing answers
+        (continued on the way out, or after ``at_most`` seconds: redis_server.stalled)."""
         process = self.node(port).process
         if process is None or process.poll() is not None:
             raise RuntimeError(f"node {port} is not running")
-        watchdog = threading.Timer(at_most, os.kill, (process.pid, signal.SIGCONT))
-        watchdog.daemon = True
-        os.kill(process.pid, signal.SIGSTOP)
-        watchdog.start()
-        try:
-            yield
-        finally:
-            watchdog.cancel()
-            os.kill(process.pid, signal.SIGCONT)
+        return stalled(process, at_most)
 
     def kill(self, port: int) -> None:
         """SIGKILL node ``port``: gone at once with whatever it had not replicated, as a crash."""

@@ -1,4 +1,9 @@
-"""A real redis-server on a free loopback port, started and stopped by the tests."""
+"""A real redis-server on a free loopback port, started and stopped by the tests.
+
+Also what a Redis test module needs around it: ``own_server``/``server``, the fixtures of a
+module whose tests stop, restart or stall their server (a conftest imports them), and
+``stalled(process)``, the SIGSTOP a single server and a cluster node are stalled with.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+
+from .server_process import stop_process
 
 
 def free_port() -> int:
@@ -48,23 +57,9 @@ class RedisServer:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
-    @contextmanager
-    def stalled(self, at_most: float = 10.0) -> Iterator[None]:
-        """The server process stopped (SIGSTOP) inside the block: its port accepts, nothing answers.
-
-        Continued (SIGCONT) on the way out whatever the block raised, and after ``at_most``
-        seconds even if the block is still running (a watchdog thread), so no stall outlives it.
-        """
-        process = self._running()
-        watchdog = threading.Timer(at_most, os.kill, (process.pid, signal.SIGCONT))
-        watchdog.daemon = True
-        os.kill(process.pid, signal.SIGSTOP)
-        watchdog.start()
-        try:
-            yield
-        finally:
-            watchdog.cancel()
-            os.kill(process.pid, signal.SIGCONT)
+    def stalled(self, at_most: float = 10.0) -> AbstractContextManager[None]:
+        """The server stopped (SIGSTOP) inside the block: its port accepts, nothing answers."""
+        return stalled(self._running(), at_most)
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self.process is None or self.process.poll() is not None:
@@ -73,10 +68,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            if self.process.poll() is None:
-                os.kill(self.process.pid, signal.SIGCONT)  # a stopped process would not see SIGTERM
-            self.process.terminate()
-            self.process.wait(timeout=10)
+            stop_process(self.process)
             self.process = None
 
     def remove(self) -> None:
@@ -87,3 +79,38 @@ class RedisServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@contextmanager
+def stalled(process: subprocess.Popen[bytes], at_most: float = 10.0) -> Iterator[None]:
+    """``process`` stopped (SIGSTOP) inside the block: a server's port still accepts, nothing answers.
+
+    Continued (SIGCONT) on the way out whatever the block raised, and after ``at_most`` seconds
+    even if the block is still running (a watchdog thread), so no stall outlives its test.
+    """
+    watchdog = threading.Timer(at_most, os.kill, (process.pid, signal.SIGCONT))
+    watchdog.daemon = True
+    os.kill(process.pid, signal.SIGSTOP)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+        os.kill(process.pid, signal.SIGCONT)
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[RedisServer]:
+    """A redis-server of the module's own: its tests stop, restart, pause or stall it, so it is
+    not the session's shared one (tests/conftest.py ``redis_server``)."""
+    server = RedisServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def server(own_server: RedisServer) -> RedisServer:
+    """The module's server, started again if a failed test left it stopped."""
+    if own_server.process is None:
+        own_server.start()
+    return own_server

@@ -1,8 +1,10 @@
 """A web server run as a child process on 127.0.0.1 (gunicorn, uvicorn from the command line),
-waited for until it answers and stopped however the test ended."""
+waited for until it answers and stopped however the test ended; ``stop_process`` is that stop,
+used for every server process the tests start (redis-server, uvicorn, gunicorn, node)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,9 +42,21 @@ def server_process(
                 time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[bytes], within: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``within`` seconds; a no-op once it exited.
+
+    Why SIGCONT first: a process a test stopped (SIGSTOP, to stall a server) keeps SIGTERM pending
+    until continued, so without it every stalled server would cost the whole ``within`` and a kill.
+    """
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGCONT)
+    process.terminate()
+    try:
+        process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
