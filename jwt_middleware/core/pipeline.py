@@ -313,7 +313,14 @@ def _check_rule(identity: Identity, rule: Rule, ctx: Context, now: float, trace:
     if rule.iat_window is not None:
         check_iat_window(identity, now, rule.iat_window)
     revocation = ctx.revocation
-    if revocation is not None and check_revocation(identity, revocation, now, ctx.fail_open):
+    # Why the mirror is asked here and check_revocation only when it refuses or is stale: this
+    # runs on every verified-cache hit, and the call it saves is a measurable share of the
+    # step's cost (see benchmarks/README.md, "revocation").
+    if revocation is not None and (
+        revocation.check(identity.issuer, identity.token_id, identity.subject, identity.session_id,
+                         identity.client_id, identity.issued_at, now) is not None
+        or now > revocation.trusted_until
+    ) and check_revocation(identity, revocation, now, ctx.fail_open):
         trace.degraded = STALE_REASON
     lists = ctx.status_lists
     if lists is not None:

@@ -36,6 +36,9 @@ class RevocationCheck(Protocol):
 
     def trusted(self, now: float) -> bool: ...
 
+    #: ``trusted(now)`` is ``now <= trusted_until``: one attribute for the hot path
+    trusted_until: float
+
 
 def check_revocation(identity: Identity, mirror: RevocationCheck, now: float, fail_open: bool) -> bool:
     """Refuse a revoked token; say whether it passed on a mirror that may be behind.

@@ -63,12 +63,16 @@ class RevocationMirror:
         "_sessions",
         "_subjects",
         "_tokens",
+        "trusted_until",
     )
 
     def __init__(self, max_staleness: float | None = None) -> None:
         self._max_staleness = max_staleness
         #: when the mirror was last known to hold every change; -inf until the first sync
         self._confirmed_at = math.inf if max_staleness is None else -math.inf
+        #: the instant after which a check stops being believed (``trusted`` as one attribute,
+        #: read by the pipeline on every request): +inf in-process, -inf until the first sync
+        self.trusted_until = math.inf if max_staleness is None else -math.inf
         self._tokens: _ByIssuer = {}
         self._subjects: _ByIssuer = {}
         self._sessions: _ByIssuer = {}
@@ -144,7 +148,7 @@ class RevocationMirror:
         When False a request whose token the mirror does not refuse gets 503 (fail closed) or
         passes (``store_failure="open"``); a token the mirror refuses is refused either way.
         """
-        return self._max_staleness is None or now - self._confirmed_at <= self._max_staleness
+        return now <= self.trusted_until
 
     @property
     def max_staleness(self) -> float | None:
@@ -155,11 +159,13 @@ class RevocationMirror:
         """Record that every change made up to ``at`` (epoch s) is in the mirror; stores call it."""
         if self._max_staleness is not None:
             self._confirmed_at = at
+            self.trusted_until = at + self._max_staleness
 
     def invalidate(self) -> None:
         """Stop trusting the mirror until the next confirmation (a store lost its backend)."""
         if self._max_staleness is not None:
             self._confirmed_at = -math.inf
+            self.trusted_until = -math.inf
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(change)`` after each change that altered the mirror, once per change.
