@@ -137,6 +137,29 @@ def test_authenticator_given_by_dotted_path_is_used() -> None:
         assert JWTAuthenticationMiddleware(view).authenticator is apps.AUTH
 
 
+
+def test_a_store_that_does_not_suit_the_mode_is_refused_at_construction() -> None:
+    """Sync Django (WSGI) cannot run an asyncio follower: an AsyncRedisRevocationStore there
+    would leave the mirror unsynced and answer 503 forever, so it is a ConfigError at start-up;
+    under Django's async path the same Authenticator is accepted."""
+    import redis.asyncio
+
+    from jwt_middleware import Authenticator
+    from jwt_middleware.errors import ConfigError
+    from jwt_middleware.revocation import AsyncRedisRevocationStore
+
+    client = redis.asyncio.Redis(host="127.0.0.1", port=1, socket_timeout=0.1, socket_connect_timeout=0.1)
+    store = AsyncRedisRevocationStore(client, clock=apps.AUTH.config.clock)
+    auth = Authenticator(apps.AUTH.config, revocation_store=store)
+    with site(), override_settings(JWT_MIDDLEWARE_AUTHENTICATOR=auth):
+        with pytest.raises(ConfigError, match="revocation_store"):
+            JWTAuthenticationMiddleware(view)
+
+        async def aview(request: Any) -> Any:
+            return view(request)
+
+        assert JWTAuthenticationMiddleware(aview).authenticator is auth
+
 # -- MIDDLEWARE order: Django's AuthenticationMiddleware below ours is a start-up error ----------------
 
 
