@@ -563,12 +563,15 @@ async def test_replica_acks_through_a_single_node_client(replicated: LocalRedisC
     prefix, until = unique_prefix(), time.time() + 60
     master = replicated.masters()[0]
     keys = keys_per_master(replicated, prefix, each=4)[master]
+    # Why patient timeouts: this tests what is stored, not the bound; WAIT waits half the socket
+    # timeout, and a replica on a loaded runner acknowledged later than 50 ms
+    options = client_options(socket_timeout=PATIENT_SOCKET, asynchronous=kind == "async")
     if kind == "sync":
-        client: Any = redis.Redis(host=HOST, port=master, **documented_options())
-        store: Store = RedisNonceStore(client, prefix, replica_acks=1)
+        client: Any = redis.Redis(host=HOST, port=master, **options)
+        store: Store = RedisNonceStore(client, prefix, replica_acks=1, timeout=PATIENT_TIMEOUT)
     else:
-        client = redis.asyncio.Redis(host=HOST, port=master, **documented_options(asynchronous=True))
-        store = AsyncRedisNonceStore(client, prefix, replica_acks=1)
+        client = redis.asyncio.Redis(host=HOST, port=master, **options)
+        store = AsyncRedisNonceStore(client, prefix, replica_acks=1, timeout=PATIENT_TIMEOUT)
     try:
         assert [await consume(store, key, until) for key in keys] == [True] * 4
         assert [await consume(store, key, until) for key in keys] == [False] * 4
