@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -46,6 +45,7 @@ from jwt_middleware.revocation.redis import AsyncRedisRevocationStore, RedisRevo
 from jwt_middleware.stores import MemoryNonceStore
 from jwt_middleware.testing import FakeClock, make_key, mint, public_jwks
 
+from ..support.audit_capture import audit_events
 from ..support.redis_cluster import LocalRedisCluster
 from ..support.redis_server import RedisServer, free_port
 from ..support.uvicorn_server import serve
@@ -131,26 +131,6 @@ def assert_revoked(response: httpx.Response | Any, token: str) -> None:
     body = response.json() if hasattr(response, "json") and callable(response.json) else json.loads(response.data)
     assert body["error"] == "invalid_token" and body["error_description"] == "The access token was revoked"
     assert token not in str(response.headers) and token.split(".")[1] not in json.dumps(body)
-
-
-@contextmanager
-def audit_events() -> Iterator[list[dict[str, Any]]]:
-    events: list[dict[str, Any]] = []
-
-    class Catch(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            events.append(dict(record.__dict__.get("audit", {}), level=record.levelname))
-
-    logger = logging.getLogger("jwt_middleware.audit")
-    handler = Catch(logging.DEBUG)
-    old = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield events
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
 
 
 # -- each kind, ASGI and WSGI, cache hits included

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +38,7 @@ from tests.revocation.test_status_list_support import (
     sign_list_token,
     start_status_server,
 )
+from tests.support.audit_capture import audit_events
 
 NOW = 1_800_000_000.0
 PATH = "/statuslists/1"
@@ -151,26 +150,6 @@ def world(server: StatusListServer, key: Key, client_tls: ssl.SSLContext) -> Wor
 async def face_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
-
-
-@contextmanager
-def audit_events() -> Iterator[list[dict[str, Any]]]:
-    events: list[dict[str, Any]] = []
-
-    class Catch(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            events.append(dict(record.__dict__.get("audit", {}), level=record.levelname))
-
-    logger = logging.getLogger("jwt_middleware.audit")
-    handler = Catch(logging.DEBUG)
-    old = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield events
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
 
 
 async def open_face(kind: str, world: World, **options: Any) -> Face:
